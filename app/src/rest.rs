@@ -1,0 +1,347 @@
+//! The JSON REST API: dev login, users, rooms, messages, seed, exports, config and health.
+//!
+//! Handlers only translate HTTP to domain commands and back; the rules live in `domain`, so a
+//! REST write and the equivalent Zero mutator behave the same. Errors are `{error: message}`
+//! with a 4xx status; database failures are a generic 500 (details go to the log only).
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::auth::{self, AuthUser};
+use crate::db::{User, to_api_json};
+use crate::domain::{self, Caller, Command, DomainError};
+
+/// A JSON error response.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> ApiError {
+        ApiError(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.0, &self.1)
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> ApiError {
+        match e {
+            DomainError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            DomainError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, m),
+            DomainError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+            DomainError::Db(e) => {
+                tracing::error!(error = %e, "database error");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "database error".into())
+            }
+        }
+    }
+}
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// Parses a JSON body into `T`, with a message that says what is wrong.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("a JSON request body is required"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+fn caller(user: &AuthUser) -> Caller {
+    Caller {
+        user_id: user.id().to_string(),
+    }
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn parse_limit(params: &HashMap<String, String>, default: i64, max: i64) -> ApiResult<i64> {
+    match params
+        .get("limit")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "limit must be an integer from 1 to {max}, got {s:?}"
+            ))),
+        },
+    }
+}
+
+fn public_user(u: &User) -> Value {
+    json!({"_id": u.id, "username": u.username, "name": u.name})
+}
+
+// ---- auth ----------------------------------------------------------------------------------
+
+pub async fn auth_users(State(state): State<AppState>) -> ApiResult {
+    let users = domain::list_users(&state.db).await?;
+    Ok(Json(users.iter().map(public_user).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+}
+
+pub async fn login(State(state): State<AppState>, bytes: Bytes) -> ApiResult {
+    let b: LoginBody = body(&bytes)?;
+    let username = b.username.trim();
+    if username.is_empty() {
+        return Err(ApiError::bad_request("username must not be empty"));
+    }
+    let Some(user) = domain::find_user_by_username(&state.db, username).await? else {
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            format!("no user named {username:?}"),
+        ));
+    };
+    if !user.active {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("user {username:?} is deactivated"),
+        ));
+    }
+    let token = state.keys.issue(&user.id, &user.name, &user.username);
+    tracing::info!(user_id = %user.id, "login");
+    Ok((
+        [(
+            header::SET_COOKIE,
+            auth::set_cookie(&token, state.keys.ttl_secs()),
+        )],
+        Json(json!({"user": to_api_json(&user), "token": token})),
+    )
+        .into_response())
+}
+
+pub async fn session(State(state): State<AppState>, user: AuthUser) -> ApiResult {
+    let u = domain::get_user(&state.db, user.id()).await.map_err(|_| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the token's user no longer exists".into(),
+        )
+    })?;
+    Ok(Json(json!({"user": to_api_json(&u), "token": user.token})).into_response())
+}
+
+pub async fn logout() -> Response {
+    (
+        [(header::SET_COOKIE, auth::clear_cookie())],
+        Json(json!({"ok": true})),
+    )
+        .into_response()
+}
+
+pub async fn config(State(state): State<AppState>) -> Response {
+    Json(json!({"zeroCacheUrl": state.config.public_zero_url})).into_response()
+}
+
+// ---- users ---------------------------------------------------------------------------------
+
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult {
+    Ok(Json(to_api_json(&domain::get_user(&state.db, user.id()).await?)).into_response())
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let limit = parse_limit(&params, 20, 100)?;
+    let q = params.get("q").map(String::as_str);
+    if q.is_some_and(|q| q.chars().count() > 100) {
+        return Err(ApiError::bad_request("q must be at most 100 characters"));
+    }
+    let users = domain::search_users(&state.db, q, limit).await?;
+    Ok(Json(users.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
+}
+
+// ---- rooms ---------------------------------------------------------------------------------
+
+pub async fn my_rooms(State(state): State<AppState>, user: AuthUser) -> ApiResult {
+    let rooms = domain::my_rooms(&state.db, user.id()).await?;
+    Ok(Json(rooms.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRoomBody {
+    #[serde(rename = "type")]
+    room_type: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    member_ids: Vec<String>,
+}
+
+fn new_id() -> String {
+    bson::oid::ObjectId::new().to_hex()
+}
+
+pub async fn create_room(State(state): State<AppState>, user: AuthUser, bytes: Bytes) -> ApiResult {
+    let b: CreateRoomBody = body(&bytes)?;
+    let cmd = Command::CreateRoom(domain::CreateRoom {
+        id: new_id(),
+        room_type: b.room_type,
+        name: b.name,
+        topic: b.topic,
+        description: b.description,
+        member_ids: b.member_ids,
+    });
+    Ok(created(
+        domain::execute(&state.db, &caller(&user), &cmd).await?,
+    ))
+}
+
+pub async fn join_room(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cmd = Command::JoinRoom(domain::RoomRef { room_id: id });
+    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+}
+
+pub async fn leave_room(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cmd = Command::LeaveRoom(domain::RoomRef { room_id: id });
+    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InviteBody {
+    user_ids: Vec<String>,
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b: InviteBody = body(&bytes)?;
+    let cmd = Command::InviteToRoom(domain::InviteToRoom {
+        room_id: id,
+        user_ids: b.user_ids,
+    });
+    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+}
+
+// ---- messages ------------------------------------------------------------------------------
+
+pub async fn room_messages(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let limit = parse_limit(&params, 50, 200)?;
+    let messages = domain::room_messages(&state.db, user.id(), &id, limit).await?;
+    Ok(Json(messages.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
+}
+
+#[derive(Deserialize)]
+struct TextBody {
+    text: String,
+}
+
+pub async fn send_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    // Any sender fields in the body are ignored: the sender is the token's user.
+    let b: TextBody = body(&bytes)?;
+    let cmd = Command::SendMessage(domain::SendMessage {
+        id: new_id(),
+        room_id: id,
+        text: b.text,
+        created_at: None,
+    });
+    Ok(created(
+        domain::execute(&state.db, &caller(&user), &cmd).await?,
+    ))
+}
+
+pub async fn edit_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b: TextBody = body(&bytes)?;
+    let cmd = Command::EditMessage(domain::EditMessage { id, text: b.text });
+    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+}
+
+pub async fn delete_message(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let cmd = Command::DeleteMessage(domain::DeleteMessage { id });
+    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+}
+
+// ---- seed, exports, health -----------------------------------------------------------------
+
+pub async fn seed(State(state): State<AppState>, user: AuthUser) -> ApiResult {
+    tracing::info!(user_id = %user.id(), "seed requested");
+    let report = crate::seed::run(&state.db).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)).into_response())
+}
+
+pub async fn schema_export() -> Response {
+    Json(crate::zero::schema::schema_json()).into_response()
+}
+
+pub async fn table_mappings() -> Response {
+    Json(crate::zero::schema::wrapped_mappings_json()).into_response()
+}
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health: MongoDB ping failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "error": "MongoDB is unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}

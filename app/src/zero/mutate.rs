@@ -1,0 +1,486 @@
+//! The Zero mutate endpoint (`ZERO_MUTATE_URL`): runs custom mutators in MongoDB transactions
+//! with Zero's `lastMutationID` bookkeeping.
+//!
+//! zero-cache retries, batches and replays pushes, so every mutation runs in its own
+//! transaction whose first write is the `$inc` of the client's `lastMutationID`: a duplicate
+//! becomes `alreadyProcessed`, a gap stops the request with `PushFailed oooMutation`, and the
+//! data writes commit atomically with the counter. An application error rolls back and is then
+//! recorded (counter + `zero_mutations` row) in a second transaction, because the client only
+//! learns of it through that replicated row. See `reference/zero-api-server.md` §2.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bson::{Bson, Document, doc};
+use mongodb::ClientSession;
+use mongodb::options::ReturnDocument;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::db::Db;
+use crate::domain::{self, Caller, Command, DomainError};
+use crate::zero::{authenticate, json_to_bson};
+
+/// The internal mutation zero-cache sends to delete acknowledged results.
+pub const CLEANUP: &str = "_zero_cleanupResults";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PushBody {
+    #[serde(rename = "clientGroupID")]
+    client_group_id: String,
+    mutations: Vec<MutationIn>,
+    push_version: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct MutationIn {
+    id: i64,
+    #[serde(rename = "clientID")]
+    client_id: String,
+    name: String,
+    #[serde(default)]
+    args: Vec<Value>,
+}
+
+impl MutationIn {
+    fn arg(&self) -> Value {
+        self.args.first().cloned().unwrap_or(Value::Null)
+    }
+    fn id_json(&self) -> Value {
+        json!({"clientID": self.client_id, "id": self.id})
+    }
+}
+
+/// Why a request stops before its last mutation.
+enum Stop {
+    OutOfOrder { expected: i64 },
+    Database(String),
+}
+
+/// `POST /api/zero/mutate`.
+pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let user = match authenticate(&state, &headers) {
+        Ok(u) => u,
+        Err(resp) => return resp,
+    };
+    let raw: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return push_failed("parse", &format!("the body is not JSON: {e}"), vec![]),
+    };
+    let push: PushBody = match serde_json::from_value(raw.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return push_failed(
+                "parse",
+                &format!("invalid push body: {e}"),
+                best_effort_ids(&raw),
+            );
+        }
+    };
+    let all_ids: Vec<Value> = push
+        .mutations
+        .iter()
+        .filter(|m| m.name != CLEANUP)
+        .map(MutationIn::id_json)
+        .collect();
+    if push.push_version != 1 {
+        return push_failed(
+            "unsupportedPushVersion",
+            &format!(
+                "pushVersion {} is not supported; expected 1",
+                push.push_version
+            ),
+            all_ids,
+        );
+    }
+    let caller = Caller {
+        user_id: user.id().to_string(),
+    };
+    // A client group belongs to the user who created it; nobody else may advance its counters.
+    match state
+        .db
+        .clients
+        .find_one(doc! {"clientGroupID": &push.client_group_id, "userID": {"$ne": &caller.user_id}})
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            return crate::rest::error_response(
+                axum::http::StatusCode::FORBIDDEN,
+                "this client group belongs to another user",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "mutate: client group lookup failed");
+            return push_failed("database", "database error", all_ids);
+        }
+    }
+
+    let mut responses = Vec::new();
+    for (i, m) in push.mutations.iter().enumerate() {
+        if m.name == CLEANUP {
+            cleanup(&state.db, &push.client_group_id, &m.arg()).await;
+            continue;
+        }
+        match process_one(&state.db, &push.client_group_id, m, &caller).await {
+            Ok(result) => responses.push(json!({"id": m.id_json(), "result": result})),
+            Err(stop) => {
+                let rest: Vec<Value> = push.mutations[i..]
+                    .iter()
+                    .filter(|m| m.name != CLEANUP)
+                    .map(MutationIn::id_json)
+                    .collect();
+                return match stop {
+                    Stop::OutOfOrder { expected } => push_failed(
+                        "oooMutation",
+                        &format!(
+                            "Client {} sent mutation ID {} but expected {}",
+                            m.client_id, m.id, expected
+                        ),
+                        rest,
+                    ),
+                    Stop::Database(msg) => push_failed("database", &msg, rest),
+                };
+            }
+        }
+    }
+    Json(json!({"kind": "MutateResponse", "userID": caller.user_id, "mutations": responses}))
+        .into_response()
+}
+
+fn push_failed(reason: &str, message: &str, mutation_ids: Vec<Value>) -> Response {
+    tracing::warn!(reason, message, "mutate: push failed");
+    Json(json!({
+        "kind": "PushFailed",
+        "origin": "server",
+        "reason": reason,
+        "message": message,
+        "mutationIDs": mutation_ids,
+    }))
+    .into_response()
+}
+
+/// The mutation ids of a body that failed to parse as a whole, where readable.
+fn best_effort_ids(raw: &Value) -> Vec<Value> {
+    raw.get("mutations")
+        .and_then(Value::as_array)
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| Some(json!({"clientID": m.get("clientID")?.as_str()?, "id": m.get("id")?.as_i64()?})))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Increments and returns the client's `lastMutationID` (the first write of every mutation
+/// transaction, so concurrent duplicates conflict right away).
+async fn increment_lmid(
+    db: &Db,
+    s: &mut ClientSession,
+    client_group_id: &str,
+    client_id: &str,
+    user_id: &str,
+) -> mongodb::error::Result<i64> {
+    let row = db
+        .clients
+        .find_one_and_update(
+            doc! {"_id": {"clientGroupID": client_group_id, "clientID": client_id}},
+            doc! {
+                "$inc": {"lastMutationID": Bson::Int64(1)},
+                "$setOnInsert": {"clientGroupID": client_group_id, "clientID": client_id, "userID": user_id},
+            },
+        )
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .session(&mut *s)
+        .await?;
+    Ok(row
+        .and_then(|r| match r.get("lastMutationID") {
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            _ => None,
+        })
+        .unwrap_or(1))
+}
+
+/// What the lmid check decided.
+enum Check {
+    Proceed,
+    Done(Value),
+}
+
+async fn check(
+    db: &Db,
+    s: &mut ClientSession,
+    cg: &str,
+    m: &MutationIn,
+    caller: &Caller,
+) -> Result<Result<Check, Stop>, DomainError> {
+    let next = increment_lmid(db, s, cg, &m.client_id, &caller.user_id).await?;
+    Ok(if m.id < next {
+        Ok(Check::Done(json!({
+            "error": "alreadyProcessed",
+            "details": format!(
+                "Ignoring mutation from {} with ID {} as it was already processed. Expected: {}",
+                m.client_id, m.id, next
+            ),
+        })))
+    } else if m.id > next {
+        Err(Stop::OutOfOrder { expected: next })
+    } else {
+        Ok(Check::Proceed)
+    })
+}
+
+/// An application error: message plus optional details.
+struct AppError {
+    message: String,
+    details: Option<Value>,
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> AppError {
+        let kind = match &e {
+            DomainError::Invalid(_) => "invalid",
+            DomainError::Forbidden(_) => "forbidden",
+            DomainError::NotFound(_) => "notFound",
+            DomainError::Db(_) => "database",
+        };
+        AppError {
+            message: e.to_string(),
+            details: Some(json!({"kind": kind})),
+        }
+    }
+}
+
+/// Runs one mutation: Ok(result) to report, or Err to stop the request.
+async fn process_one(db: &Db, cg: &str, m: &MutationIn, caller: &Caller) -> Result<Value, Stop> {
+    let command = match Command::from_mutator(&m.name, m.arg()) {
+        None => Err(AppError {
+            message: format!("Mutator not found: {}", m.name),
+            details: None,
+        }),
+        Some(Err(message)) => Err(AppError {
+            message,
+            details: Some(json!({"type": "InputValidationError"})),
+        }),
+        Some(Ok(c)) => Ok(c),
+    };
+    let app_error = match command {
+        Err(e) => e,
+        Ok(command) => match run_mutator(db, cg, m, caller, &command).await {
+            Ok(outcome) => return outcome,
+            Err(e) => e,
+        },
+    };
+    tracing::info!(mutation = %m.name, client_id = %m.client_id, id = m.id, error = %app_error.message, "mutate: application error");
+    record_app_error(db, cg, m, caller, app_error).await
+}
+
+/// The transaction of a mutation, retried on transient errors. `Err` = application error.
+async fn run_mutator(
+    db: &Db,
+    cg: &str,
+    m: &MutationIn,
+    caller: &Caller,
+    command: &Command,
+) -> Result<Result<Value, Stop>, AppError> {
+    let mut session = match db.client.start_session().await {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(database_stop(e))),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outcome = attempt_once(db, &mut session, cg, m, caller, command).await;
+        match outcome {
+            Ok(decided) => return Ok(decided),
+            Err(e) if e.is_transient() && attempt < domain::MAX_ATTEMPTS => {
+                tracing::debug!(attempt, "mutate: transient transaction error, retrying");
+                domain::backoff(attempt).await;
+            }
+            Err(e @ DomainError::Db(_)) => {
+                tracing::error!(error = %e_source(&e), mutation = %m.name, "mutate: database error");
+                return Err(AppError {
+                    message: "the database could not apply this mutation".into(),
+                    details: Some(json!({"kind": "database"})),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn e_source(e: &DomainError) -> String {
+    match e {
+        DomainError::Db(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One attempt: begin, check the counter, apply, commit. Always ends the transaction.
+async fn attempt_once(
+    db: &Db,
+    s: &mut ClientSession,
+    cg: &str,
+    m: &MutationIn,
+    caller: &Caller,
+    command: &Command,
+) -> Result<Result<Value, Stop>, DomainError> {
+    domain::begin(s).await?;
+    let result = async {
+        match check(db, s, cg, m, caller).await? {
+            Err(stop) => Ok(Err(stop)),
+            Ok(Check::Done(v)) => Ok(Ok(Some(v))),
+            Ok(Check::Proceed) => {
+                domain::apply(db, s, caller, command).await?;
+                Ok(Ok(None))
+            }
+        }
+    }
+    .await;
+    match result {
+        // The counter matched and the writes succeeded: commit them together.
+        Ok(Ok(None)) => {
+            domain::commit(s).await?;
+            Ok(Ok(json!({})))
+        }
+        // alreadyProcessed / out of order: nothing to keep.
+        Ok(other) => {
+            let _ = s.abort_transaction().await;
+            Ok(other.map(|v| v.expect("decided")))
+        }
+        Err(e) => {
+            let _ = s.abort_transaction().await;
+            Err(e)
+        }
+    }
+}
+
+fn database_stop(e: mongodb::error::Error) -> Stop {
+    tracing::error!(error = %e, "mutate: database failure");
+    Stop::Database("database error".into())
+}
+
+/// The second transaction after an application error: bump the counter and store the result.
+async fn record_app_error(
+    db: &Db,
+    cg: &str,
+    m: &MutationIn,
+    caller: &Caller,
+    error: AppError,
+) -> Result<Value, Stop> {
+    let mut result = json!({"error": "app", "message": error.message});
+    if let Some(d) = error.details {
+        result["details"] = d;
+    }
+    let mut session = db.client.start_session().await.map_err(database_stop)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let outcome: Result<Result<Value, Stop>, DomainError> = async {
+            domain::begin(&mut session).await?;
+            match check(db, &mut session, cg, m, caller).await? {
+                Err(stop) => {
+                    let _ = session.abort_transaction().await;
+                    return Ok(Err(stop));
+                }
+                Ok(Check::Done(v)) => {
+                    let _ = session.abort_transaction().await;
+                    return Ok(Ok(v));
+                }
+                Ok(Check::Proceed) => {}
+            }
+            let key = doc! {"clientGroupID": cg, "clientID": &m.client_id, "mutationID": Bson::Int64(m.id)};
+            let row = doc! {
+                "_id": key.clone(),
+                "clientGroupID": cg,
+                "clientID": &m.client_id,
+                "mutationID": Bson::Int64(m.id),
+                "result": json_to_bson(&result),
+                "mutation": {"name": &m.name, "args": json_to_bson(&Value::Array(m.args.clone()))},
+            };
+            let write = db
+                .mutations
+                .replace_one(doc! {"_id": key}, row)
+                .upsert(true)
+                .session(&mut session)
+                .await;
+            if let Err(e) = write {
+                let _ = session.abort_transaction().await;
+                return Err(e.into());
+            }
+            domain::commit(&mut session).await?;
+            Ok(Ok(result.clone()))
+        }
+        .await;
+        match outcome {
+            Ok(decided) => return decided,
+            Err(e) if e.is_transient() && attempt < domain::MAX_ATTEMPTS => {
+                domain::backoff(attempt).await
+            }
+            Err(e) => {
+                let _ = session.abort_transaction().await;
+                tracing::error!(error = %e_source(&e), "mutate: could not record an application error");
+                return Err(Stop::Database(
+                    "database error while recording a mutation error".into(),
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CleanupArgs {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(rename = "clientGroupID")]
+    client_group_id: String,
+    #[serde(rename = "clientID", default)]
+    client_id: Option<String>,
+    #[serde(rename = "clientIDs", default)]
+    client_ids: Vec<String>,
+    #[serde(rename = "upToMutationID", default)]
+    up_to_mutation_id: Option<i64>,
+}
+
+/// Deletes acknowledged results. Idempotent; failures are logged only (zero-cache only logs
+/// them too), and it never touches the counters or the response.
+async fn cleanup(db: &Db, push_group: &str, arg: &Value) {
+    let args: CleanupArgs = match serde_json::from_value(arg.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "mutate: ignoring malformed {CLEANUP}");
+            return;
+        }
+    };
+    if args.client_group_id != push_group {
+        tracing::warn!("mutate: ignoring {CLEANUP} for another client group");
+        return;
+    }
+    let filter: Document = match (
+        args.kind.as_deref(),
+        &args.client_id,
+        args.up_to_mutation_id,
+    ) {
+        (Some("bulk"), _, _) if !args.client_ids.is_empty() => {
+            doc! {"clientGroupID": push_group, "clientID": {"$in": &args.client_ids}}
+        }
+        (None | Some("single"), Some(c), Some(up)) => {
+            doc! {"clientGroupID": push_group, "clientID": c, "mutationID": {"$lte": Bson::Int64(up)}}
+        }
+        _ => {
+            tracing::warn!("mutate: ignoring {CLEANUP} with unexpected arguments");
+            return;
+        }
+    };
+    match db.mutations.delete_many(filter).await {
+        Ok(r) => tracing::debug!(deleted = r.deleted_count, "mutate: cleaned up results"),
+        Err(e) => tracing::warn!(error = %e, "mutate: cleanup failed"),
+    }
+}

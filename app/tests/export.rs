@@ -1,0 +1,210 @@
+//! What the app exports, the source server accepts: `zrocket export --out DIR` writes files that
+//! `zerostack_spec::load` loads, the HTTP endpoints serve the same content, and the
+//! discriminated unions route every room type and message type to exactly one table.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use zerostack_spec::filter::{Clause, Condition, Filter, Operator};
+use zerostack_spec::{Config, Source, load};
+use zrocket::db::{ROOM_TYPES, SYSTEM_MESSAGE_TYPES, USER_MESSAGE_TYPE};
+
+/// Evaluates a mapping filter on a document with one string field (enough for `{t: ...}`
+/// filters; anything else fails the test rather than guessing).
+fn matches(filter: &Filter, doc: &Value) -> bool {
+    filter.clauses.iter().all(|c| match c {
+        Clause::Field { path, condition } => {
+            let v = &doc[path.as_str()];
+            match condition {
+                Condition::Equals(x) => v == x,
+                Condition::Operators(ops) => ops.iter().all(|op| match op {
+                    Operator::Eq(x) => v == x,
+                    Operator::In(xs) => xs.contains(v),
+                    other => panic!("unexpected operator {}", other.name()),
+                }),
+            }
+        }
+        other => panic!("unexpected clause {other:?}"),
+    })
+}
+
+/// The tables of `config` reading `collection` whose filter admits `doc`.
+fn tables_for(config: &Config, collection: &str, doc: &Value) -> Vec<String> {
+    config
+        .tables
+        .iter()
+        .filter(|t| t.source == collection)
+        .filter(|t| t.filter.as_ref().is_none_or(|f| matches(f, doc)))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
+fn load_dir(dir: &std::path::Path) -> Config {
+    let read =
+        |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    let (schema, mappings, permissions) = (
+        read("schema.json"),
+        read("table-mappings.json"),
+        read("permissions.json"),
+    );
+    // `null` means "no permissions" (everything goes through named queries); the spec loader
+    // takes that as an absent input.
+    let permissions = (permissions.trim() != "null").then_some(Source {
+        origin: "permissions.json",
+        text: &permissions,
+    });
+    load(
+        Source {
+            origin: "schema.json",
+            text: &schema,
+        },
+        Some(Source {
+            origin: "table-mappings.json",
+            text: &mappings,
+        }),
+        permissions,
+    )
+    .unwrap_or_else(|e| panic!("the exported files do not load:\n{e}"))
+}
+
+#[test]
+fn exported_files_load_and_unions_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_zrocket"))
+        .args(["export", "--out"])
+        .arg(dir.path())
+        .env_remove("MONGODB_URI")
+        .env_remove("AUTH_SECRET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = load_dir(dir.path());
+
+    let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "users",
+            "chats",
+            "channels",
+            "groups",
+            "userMessages",
+            "systemMessages",
+            "roomMembers"
+        ]
+    );
+    let perms: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("permissions.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(perms, Value::Null);
+    let wrapped: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("table-mappings.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(wrapped["version"], 1);
+    assert!(wrapped["mappings"].is_object());
+    for t in &config.tables {
+        assert_eq!(t.primary_key, ["_id"], "{}", t.name);
+    }
+
+    // Every message type lands in exactly one table, and no other type does.
+    let mut all = vec![USER_MESSAGE_TYPE];
+    all.extend(SYSTEM_MESSAGE_TYPES);
+    for t in &all {
+        let hit = tables_for(&config, "messages", &json!({"t": t}));
+        assert_eq!(hit.len(), 1, "{t} → {hit:?}");
+        let expected = if *t == USER_MESSAGE_TYPE {
+            "userMessages"
+        } else {
+            "systemMessages"
+        };
+        assert_eq!(hit[0], expected);
+    }
+    assert!(tables_for(&config, "messages", &json!({"t": "user_joined"})).is_empty());
+    assert!(tables_for(&config, "messages", &json!({})).is_empty());
+    for (t, table) in ROOM_TYPES {
+        assert_eq!(tables_for(&config, "rooms", &json!({"t": t})), [table]);
+    }
+    assert!(tables_for(&config, "rooms", &json!({"t": "x"})).is_empty());
+
+    // The seed's messages all reach exactly one table (the old seeder's reached none).
+    for room in zrocket::seed::data(bson::DateTime::now()).rooms {
+        for m in room.messages {
+            assert_eq!(
+                tables_for(&config, "messages", &json!({"t": m.t})).len(),
+                1,
+                "{}",
+                m.id
+            );
+        }
+        assert_eq!(
+            tables_for(&config, "rooms", &json!({"t": room.room.t})).len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_exports_match_the_files() {
+    // The export endpoints need no database; the driver connects lazily.
+    let db = zrocket::db::Db::connect("mongodb://127.0.0.1:9/?replicaSet=rs0", None)
+        .await
+        .unwrap();
+    let config = zrocket::config::Config::from_lookup(&|k| match k {
+        "MONGODB_URI" => Some("mongodb://127.0.0.1:9/".into()),
+        "AUTH_SECRET" => Some("export-test-secret-0123".into()),
+        _ => None,
+    })
+    .unwrap();
+    let state = zrocket::AppState::new(db, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, zrocket::router(state)).await });
+    let http = reqwest::Client::new();
+    let get = async |p: &str| -> Value {
+        http.get(format!("{base}{p}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let schema = get("/api/schema/export").await;
+    let mappings = get("/api/schema/table-mappings").await;
+    let files = zrocket::zero::schema::export_files();
+    assert_eq!(schema, files[0].1);
+    assert_eq!(mappings, files[1].1);
+    let (s, m) = (schema.to_string(), mappings.to_string());
+    load(
+        Source {
+            origin: "http schema",
+            text: &s,
+        },
+        Some(Source {
+            origin: "http mappings",
+            text: &m,
+        }),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The OpenAPI document describes every API route the router serves.
+    let doc = get("/openapi.json").await;
+    for path in [
+        "/api/zero/mutate",
+        "/api/zero/query",
+        "/api/rooms/{id}/messages",
+        "/api/seed",
+        "/api/auth/login",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from /openapi.json"
+        );
+    }
+}

@@ -1,0 +1,547 @@
+//! The `ZeroStack` custom resource: the Rust types are the single source of truth for the CRD.
+//!
+//! `crdgen` serialises `ZeroStack::crd()` into `crds/`, and a test fails when that file is stale.
+//! Every field carries a doc comment because those comments become the descriptions that
+//! `kubectl explain zerostack.spec...` prints. CEL rules (`x-kubernetes-validations`) reject what
+//! can be rejected at `kubectl apply` time, and the same rules are evaluated client-side in tests
+//! via `kube`'s `cel` feature.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of the resource.
+pub const GROUP: &str = "zerostack.dev";
+/// The zero-cache version used when `spec.cache.version` is not set.
+pub const DEFAULT_ZERO_VERSION: &str = "1.9.0";
+
+// Several printer columns share a `type_`; clippy mistakes them for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+/// Desired state of one ZeroStack: a MongoDB change source, Rocicorp's zero-cache and
+/// (optionally) the ZRocket app, wired together.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "zerostack.dev",
+    version = "v1alpha1",
+    kind = "ZeroStack",
+    plural = "zerostacks",
+    shortname = "zs",
+    category = "zerostack",
+    namespaced,
+    cel,
+    status = "ZeroStackStatus",
+    derive = "PartialEq",
+    doc = "A ZeroStack runs a Zero sync stack on MongoDB: the change source (source-server), zero-cache and the app.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every component is ready"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Summary of the stack's state"
+    ),
+    printcolumn(
+        name = "Schema",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"SchemaValid\")].status",
+        description = "Whether the schema passed validation"
+    ),
+    printcolumn(
+        name = "Source",
+        type_ = "integer",
+        json_path = ".status.source.readyReplicas",
+        description = "Ready change-source pods"
+    ),
+    printcolumn(
+        name = "Cache",
+        type_ = "integer",
+        json_path = ".status.cache.readyReplicas",
+        description = "Ready zero-cache pods"
+    ),
+    printcolumn(
+        name = "App",
+        type_ = "integer",
+        json_path = ".status.app.readyReplicas",
+        description = "Ready app pods"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1,
+        description = "Why the stack is (not) ready"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ZeroStackSpec {
+    /// Zero app id (`ZERO_APP_ID`). Names the replicated tables `<appId>_<shard>.*` and
+    /// `<appId>.permissions`. Lowercase letters, digits and underscores. Immutable: changing it
+    /// would orphan every client's state.
+    #[serde(default = "default_app_id")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("appId is immutable"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9_]+$')").message("appId must match ^[a-z0-9_]+$"))]
+    #[x_kube(validation = Rule::new("size(self) <= 63").message("appId must be at most 63 characters"))]
+    pub app_id: String,
+
+    /// Zero shard number (`ZERO_SHARD_NUM`). Immutable.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("shard is immutable"))]
+    #[x_kube(validation = Rule::new("self >= 0").message("shard must not be negative"))]
+    pub shard: i32,
+
+    /// Stop reconciling: the operator leaves every child object as it is and reports the
+    /// `ReconciliationPaused` condition. Set back to false to resume.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// The MongoDB replica set the change source reads and the app writes.
+    pub mongodb: MongoSpec,
+
+    /// The PostgreSQL databases zero-cache keeps its client view records (CVR) and change log in.
+    pub postgres: PostgresSpec,
+
+    /// The Zero schema, table mappings and permissions, inline or from a ConfigMap.
+    pub schema: SchemaSource,
+
+    /// The MongoDB change source (source-server).
+    #[serde(default)]
+    pub source: SourceSpec,
+
+    /// Rocicorp's zero-cache.
+    #[serde(default)]
+    pub cache: CacheSpec,
+
+    /// The ZRocket app (mutate/query endpoints and web UI).
+    #[serde(default)]
+    pub app: AppSpec,
+
+    /// NetworkPolicies that let only zero-cache reach the change source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+fn default_app_id() -> String {
+    "zero".to_string()
+}
+
+/// A key in a Secret in the ZeroStack's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[x_kube(validation = Rule::new("self != ''").message("secret name must not be empty"))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[x_kube(validation = Rule::new("self != ''").message("secret key must not be empty"))]
+    pub key: String,
+}
+
+/// Where MongoDB is.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MongoSpec {
+    /// Secret key holding the MongoDB connection string (`mongodb://...`, a replica set).
+    /// Connection strings are never accepted inline.
+    pub uri_secret_ref: SecretKeyRef,
+    /// Database name (`MONGODB_DATABASE`); by default the connection string's database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// Where zero-cache's PostgreSQL databases are.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// Secret key holding the connection string of the CVR database (`ZERO_CVR_DB`).
+    pub cvr_secret_ref: SecretKeyRef,
+    /// Secret key holding the connection string of the change database (`ZERO_CHANGE_DB`).
+    /// Defaults to the CVR database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_secret_ref: Option<SecretKeyRef>,
+}
+
+/// The schema files, given exactly one way.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.inline) != has(self.configMapRef)").message("set exactly one of schema.inline and schema.configMapRef"))]
+pub struct SchemaSource {
+    /// The files as JSON text in the resource itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<InlineSchema>,
+    /// The files from a ConfigMap in the ZeroStack's namespace (e.g. made from `zrocket export`).
+    /// The operator watches it: an edit is validated and then rolls the change source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<SchemaConfigMapRef>,
+}
+
+/// Schema files as JSON text.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InlineSchema {
+    /// The Zero schema: what `JSON.stringify(schema)` gives for a Zero 1.x schema.
+    #[x_kube(validation = Rule::new("self != ''").message("schema.inline.schema must not be empty"))]
+    pub schema: String,
+    /// Table mappings JSON (`{<zeroTable>: {source, filter?, projection?}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_mappings: Option<String>,
+    /// Permissions JSON, published as `<appId>.permissions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+}
+
+/// A ConfigMap holding the schema files.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaConfigMapRef {
+    /// Name of the ConfigMap.
+    pub name: String,
+    /// Key of the schema JSON.
+    #[serde(default = "default_schema_key")]
+    pub schema_key: String,
+    /// Key of the table mappings JSON; the key may be absent from the ConfigMap.
+    #[serde(default = "default_mappings_key")]
+    pub table_mappings_key: String,
+    /// Key of the permissions JSON; the key may be absent from the ConfigMap.
+    #[serde(default = "default_permissions_key")]
+    pub permissions_key: String,
+}
+
+fn default_schema_key() -> String {
+    "schema.json".into()
+}
+fn default_mappings_key() -> String {
+    "table-mappings.json".into()
+}
+fn default_permissions_key() -> String {
+    "permissions.json".into()
+}
+
+/// Pod-level settings shared by every component.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// Container image; each component has a pinned default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image pull policy (Always, IfNotPresent, Never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self in ['Always', 'IfNotPresent', 'Never']").message("imagePullPolicy must be Always, IfNotPresent or Never"))]
+    pub image_pull_policy: Option<String>,
+    /// CPU and memory requests and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Extra environment variables, appended after the ones the operator sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Node selector for the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// Tolerations for the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Affinity rules for the pods (a core/v1 Affinity; validated when the pods are created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub affinity: Option<Affinity>,
+    /// Extra annotations on the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The MongoDB change source.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// Number of source-server pods.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: i32,
+    /// Secret key with the token zero-cache presents to the source. Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+    /// Log level (`LOG_LEVEL`).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Image, resources, env and scheduling.
+    #[serde(flatten)]
+    pub workload: WorkloadSpec,
+}
+
+impl Default for SourceSpec {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            token_secret_ref: None,
+            log_level: default_log_level(),
+            workload: WorkloadSpec::default(),
+        }
+    }
+}
+
+/// zero-cache. Runs single-node (one replication manager that also serves clients), which is
+/// what Rocicorp supports for a custom change source.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// zero-cache version; the image defaults to `rocicorp/zero:<version>`.
+    #[serde(default = "default_zero_version")]
+    pub version: String,
+    /// Number of zero-cache pods: 0 (stopped) or 1. Multi-node needs litestream backups,
+    /// which custom change sources do not support.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self == 0 || self == 1").message("cache.replicas must be 0 or 1 (zero-cache runs single-node with a custom change source)"))]
+    pub replicas: i32,
+    /// Where the SQLite replica lives.
+    #[serde(default)]
+    pub storage: CacheStorage,
+    /// Secret key with the admin password (`ZERO_ADMIN_PASSWORD`). Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_password_secret_ref: Option<SecretKeyRef>,
+    /// Let zero-cache verify client JWTs itself (`ZERO_AUTH_SECRET`, legacy in Zero 1.x) with the
+    /// same key the app signs them with (`spec.app.authSecretRef` or the generated one).
+    #[serde(default)]
+    pub verify_tokens: bool,
+    /// Number of sync workers (`ZERO_NUM_SYNC_WORKERS`); zero-cache's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("numSyncWorkers must be at least 1"))]
+    pub num_sync_workers: Option<i32>,
+    /// Log level (`ZERO_LOG_LEVEL`).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Image, resources, env and scheduling.
+    #[serde(flatten)]
+    pub workload: WorkloadSpec,
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        Self {
+            version: default_zero_version(),
+            replicas: 1,
+            storage: CacheStorage::default(),
+            admin_password_secret_ref: None,
+            verify_tokens: false,
+            num_sync_workers: None,
+            log_level: default_log_level(),
+            workload: WorkloadSpec::default(),
+        }
+    }
+}
+
+/// Storage for zero-cache's replica file. The replica can always be rebuilt from the source,
+/// so `EmptyDir` is valid; a volume avoids a full resync on every restart.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type == 'PersistentVolumeClaim' || !has(self.storageClassName)").message("storageClassName only applies to type PersistentVolumeClaim"))]
+pub struct CacheStorage {
+    /// `PersistentVolumeClaim` (default) or `EmptyDir`.
+    #[serde(rename = "type", default = "default_storage_type")]
+    #[x_kube(validation = Rule::new("self in ['PersistentVolumeClaim', 'EmptyDir']").message("storage.type must be PersistentVolumeClaim or EmptyDir"))]
+    pub type_: String,
+    /// Size of the volume (or the emptyDir size limit).
+    #[serde(default = "default_storage_size")]
+    pub size: String,
+    /// StorageClass of the claim; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for CacheStorage {
+    fn default() -> Self {
+        Self {
+            type_: default_storage_type(),
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+impl CacheStorage {
+    /// Whether a PersistentVolumeClaim is wanted.
+    pub fn is_pvc(&self) -> bool {
+        self.type_ == "PersistentVolumeClaim"
+    }
+}
+
+/// The ZRocket app.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSpec {
+    /// Run the app. When false, zero-cache gets no mutate/query URLs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Number of app pods.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
+    pub replicas: i32,
+    /// Secret key with the HMAC key the app signs client JWTs with (`AUTH_SECRET`).
+    /// Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<SecretKeyRef>,
+    /// The zero-cache URL browsers use (`PUBLIC_ZERO_URL`), e.g. your Ingress for zero-cache.
+    #[serde(default = "default_public_zero_url")]
+    pub public_zero_url: String,
+    /// Log level (`LOG_LEVEL`).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// Image, resources, env and scheduling.
+    #[serde(flatten)]
+    pub workload: WorkloadSpec,
+}
+
+impl Default for AppSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            replicas: 1,
+            auth_secret_ref: None,
+            public_zero_url: default_public_zero_url(),
+            log_level: default_log_level(),
+            workload: WorkloadSpec::default(),
+        }
+    }
+}
+
+/// NetworkPolicy settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create a NetworkPolicy that admits only zero-cache pods to the change source.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+fn one() -> i32 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_zero_version() -> String {
+    DEFAULT_ZERO_VERSION.into()
+}
+fn default_storage_type() -> String {
+    "PersistentVolumeClaim".into()
+}
+fn default_storage_size() -> String {
+    "10Gi".into()
+}
+fn default_public_zero_url() -> String {
+    "http://localhost:4848".into()
+}
+
+/// Observed state, written only by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ZeroStackStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// One-word summary: Pending, Progressing, Ready, Degraded, SchemaInvalid or Paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Ready, SourceReady, CacheReady, AppReady, SchemaValid, Progressing, Degraded and
+    /// ReconciliationPaused, each with its own observedGeneration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// Change-source pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ComponentStatus>,
+    /// zero-cache pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ComponentStatus>,
+    /// App pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<ComponentStatus>,
+    /// In-cluster URLs of the components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<Endpoints>,
+    /// sha256 of the schema files currently rolled out to the change source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_hash: Option<String>,
+}
+
+/// Replica counts of one component's Deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// Desired pods.
+    pub replicas: i32,
+    /// Pods passing their readiness probe.
+    pub ready_replicas: i32,
+    /// Pods running the current pod template.
+    pub updated_replicas: i32,
+}
+
+/// In-cluster endpoints.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    /// zero-cache, for Zero clients (put an Ingress in front of it for browsers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zero_cache: Option<String>,
+    /// The change source's HTTP API (metadata, metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+}
+
+/// A schema-less object: keeps the CRD small where the pod API validates the value anyway.
+fn free_form_object(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
+    serde_json::from_value(serde_json::json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    }))
+    .expect("valid object schema")
+}
+
+/// Conditions form a list map keyed by `type`, so server-side apply merges them per type.
+fn conditions_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Schema {
+    serde_json::from_value(serde_json::json!({
+        "type": "array",
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+        "items": {
+            "type": "object",
+            "properties": {
+                "lastTransitionTime": { "format": "date-time", "type": "string" },
+                "message": { "type": "string" },
+                "observedGeneration": { "type": "integer", "format": "int64", "default": 0 },
+                "reason": { "type": "string" },
+                "status": { "type": "string" },
+                "type": { "type": "string" }
+            },
+            "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+        },
+    }))
+    .expect("valid conditions schema")
+}
+
+impl ZeroStack {
+    /// The condition of the given type, if the status has one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+    }
+}

@@ -1,0 +1,496 @@
+//! The reconcile loop: read the few inputs that live in the cluster, render, apply every child by
+//! server-side apply, delete the children no longer wanted, and write status.
+//!
+//! Everything that decides *what* to write lives in `render` and `status` (pure); this module is
+//! only the I/O around them, so mocked-API tests can check the calls and their effects.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::crd::{Endpoints, ZeroStack, ZeroStackStatus};
+use crate::metrics::Metrics;
+use crate::render::{
+    self, APP_PORT, CACHE_PORT, Child, GeneratedSecrets, Inputs, KEY_ADMIN_PASSWORD,
+    KEY_AUTH_SECRET, KEY_SOURCE_TOKEN, MANAGER, SOURCE_PORT, component,
+};
+use crate::schema_check::{self, RenderedSchema, SchemaFiles};
+use crate::status::{self, DeploymentObs, Observed, SchemaOutcome};
+
+/// Errors of one reconcile. Messages never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done, naming the object.
+        action: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The resource has no namespace (it is namespaced, so this is a bug or a bad object).
+    #[error("ZeroStack {0} has no namespace")]
+    NoNamespace(String),
+}
+
+impl Error {
+    /// Short label for the failures metric.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "kube",
+            Error::NoNamespace(_) => "no_namespace",
+        }
+    }
+}
+
+fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Event recorder; None disables events (e.g. in some tests).
+    pub recorder: Option<Recorder>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for exponential backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// Source of random secret values (replaceable in tests).
+    pub random: fn() -> String,
+}
+
+impl Context {
+    /// A context with the real random generator.
+    pub fn new(client: Client, recorder: Option<Recorder>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            failures: Mutex::new(HashMap::new()),
+            random: random_hex,
+        }
+    }
+}
+
+/// 32 random bytes as hex: URL-safe, so the source token can sit in `ZERO_UPSTREAM_DB`.
+pub fn random_hex() -> String {
+    let mut buf = [0u8; 32];
+    getrandom::fill(&mut buf).expect("OS random source available");
+    hex::encode(buf)
+}
+
+/// Delay after the `n`th consecutive failure: 5 s, 10 s, 20 s, ... capped at 5 minutes.
+pub fn backoff_delay(n: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << n.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
+}
+
+fn key(zs: &ZeroStack) -> String {
+    format!("{}/{}", zs.namespace().unwrap_or_default(), zs.name_any())
+}
+
+/// The controller's error policy: count the failure and back off exponentially per object.
+pub fn error_policy(zs: Arc<ZeroStack>, err: &Error, ctx: Arc<Context>) -> Action {
+    let n = {
+        let mut f = ctx.failures.lock().expect("failures lock");
+        let n = f.entry(key(&zs)).or_insert(0);
+        *n += 1;
+        *n
+    };
+    ctx.metrics.failure(err.metric_label());
+    let delay = backoff_delay(n);
+    warn!(zerostack = %key(&zs), error = %err, attempt = n, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Reconciles one ZeroStack.
+pub async fn reconcile(zs: Arc<ZeroStack>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconcile_started();
+    let result = reconcile_inner(&zs, &ctx).await;
+    ctx.metrics.reconcile_finished(started.elapsed());
+    match result {
+        Ok(action) => {
+            ctx.failures
+                .lock()
+                .expect("failures lock")
+                .remove(&key(&zs));
+            Ok(action)
+        }
+        Err(e) => {
+            // Best effort: tell the user through status; the error itself goes to error_policy.
+            let msg = e.to_string();
+            if let Err(se) = report_error(&zs, &ctx, &msg).await {
+                warn!(zerostack = %key(&zs), error = %se, "could not write error status");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn report_error(zs: &ZeroStack, ctx: &Context, message: &str) -> Result<(), Error> {
+    let prev = zs.status.clone().unwrap_or_default();
+    let obs = Observed {
+        schema: match prev.schema_hash.clone() {
+            Some(hash)
+                if zs
+                    .condition(status::types::SCHEMA_VALID)
+                    .is_none_or(|c| c.status == "True") =>
+            {
+                SchemaOutcome::Valid { hash }
+            }
+            running_hash => SchemaOutcome::Invalid {
+                reason: "Unknown".into(),
+                message: "not checked in this attempt".into(),
+                running_hash,
+            },
+        },
+        source: None,
+        cache: None,
+        app: None,
+        error: Some(message.to_string()),
+        endpoints: prev.endpoints.clone(),
+    };
+    let mut st = status::compute(zs, &obs, &now());
+    // Keep the last known counts rather than blanking them on an API error.
+    st.source = prev.source;
+    st.cache = prev.cache;
+    st.app = prev.app;
+    write_status(zs, ctx, st).await
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error> {
+    let ns = zs
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(zs.name_any()))?;
+    let name = zs.name_any();
+
+    if zs.spec.paused {
+        let st = status::paused(zs, &now());
+        write_status(zs, ctx, st).await?;
+        info!(zerostack = %key(zs), "paused; children left as they are");
+        return Ok(Action::await_change());
+    }
+
+    // 1. The schema: validate before anything rolls.
+    let (schema, outcome) = resolve_schema(zs, ctx, &ns).await?;
+
+    // 2. Generated secrets: reuse what exists, generate what is missing.
+    let generated = generated_secrets(zs, ctx, &ns).await?;
+
+    // 3. Render and apply.
+    let children = render::render(zs, &Inputs { schema, generated });
+    let mut applied: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    for child in &children {
+        let obj = apply(ctx, &ns, child).await?;
+        applied.insert((child.kind().to_string(), child.name()), obj);
+    }
+
+    // 4. Delete children that are no longer wanted.
+    sweep_orphans(zs, ctx, &ns, &applied).await?;
+
+    // 5. Status from what the API server returned.
+    let dep = |suffix: &str| -> Option<DeploymentObs> {
+        applied
+            .get(&("Deployment".to_string(), format!("{name}-{suffix}")))
+            .and_then(|v| serde_json::from_value::<Deployment>(v.clone()).ok())
+            .map(|d| DeploymentObs::from_deployment(&d))
+    };
+    let obs = Observed {
+        schema: outcome,
+        source: dep(component::SOURCE),
+        cache: dep(component::CACHE),
+        app: if zs.spec.app.enabled {
+            dep(component::APP)
+        } else {
+            None
+        },
+        error: None,
+        endpoints: Some(Endpoints {
+            zero_cache: Some(format!(
+                "http://{}:{CACHE_PORT}",
+                render::service_host(zs, component::CACHE)
+            )),
+            source: Some(format!(
+                "http://{}:{SOURCE_PORT}",
+                render::service_host(zs, component::SOURCE)
+            )),
+            app: zs.spec.app.enabled.then(|| {
+                format!(
+                    "http://{}:{APP_PORT}",
+                    render::service_host(zs, component::APP)
+                )
+            }),
+        }),
+    };
+    let st = status::compute(zs, &obs, &now());
+    let ready = st
+        .conditions
+        .iter()
+        .any(|c| c.type_ == status::types::READY && c.status == "True");
+    write_status(zs, ctx, st).await?;
+    Ok(Action::requeue(if ready {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(30)
+    }))
+}
+
+/// Reads and validates the schema. On failure, falls back to the running ConfigMap's files so
+/// nothing rolls.
+async fn resolve_schema(
+    zs: &ZeroStack,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(Option<RenderedSchema>, SchemaOutcome), Error> {
+    let files = match (&zs.spec.schema.inline, &zs.spec.schema.config_map_ref) {
+        (Some(i), _) => Ok(SchemaFiles {
+            origin: format!("ZeroStack {ns}/{} spec.schema.inline", zs.name_any()),
+            schema: i.schema.clone(),
+            table_mappings: i.table_mappings.clone(),
+            permissions: i.permissions.clone(),
+        }),
+        (None, Some(r)) => {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+            let cm = api
+                .get_opt(&r.name)
+                .await
+                .map_err(kube_err(format!("reading ConfigMap {ns}/{}", r.name)))?;
+            match cm {
+                None => Err((
+                    "ConfigMapNotFound",
+                    format!("ConfigMap {ns}/{} not found", r.name),
+                )),
+                Some(cm) => {
+                    let data = cm.data.unwrap_or_default();
+                    match data.get(&r.schema_key) {
+                        None => Err((
+                            "SchemaKeyMissing",
+                            format!("ConfigMap {ns}/{} has no key {}", r.name, r.schema_key),
+                        )),
+                        Some(s) => Ok(SchemaFiles {
+                            origin: format!("ConfigMap {ns}/{}", r.name),
+                            schema: s.clone(),
+                            table_mappings: data.get(&r.table_mappings_key).cloned(),
+                            permissions: data.get(&r.permissions_key).cloned(),
+                        }),
+                    }
+                }
+            }
+        }
+        (None, None) => Err((
+            "NoSchema",
+            "spec.schema has neither inline nor configMapRef".to_string(),
+        )),
+    };
+    let checked = match files {
+        Ok(files) => schema_check::check(&files).map_err(|m| ("ValidationFailed", m)),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(rendered) => {
+            let hash = rendered.hash.clone();
+            Ok((Some(rendered), SchemaOutcome::Valid { hash }))
+        }
+        Err((reason, message)) => {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+            let cm_name = render::config::schema_config_map_name(zs);
+            let running = api
+                .get_opt(&cm_name)
+                .await
+                .map_err(kube_err(format!("reading ConfigMap {ns}/{cm_name}")))?
+                .and_then(|cm| cm.data)
+                .map(RenderedSchema::from_data);
+            let running_hash = running.as_ref().map(|r| r.hash.clone());
+            Ok((
+                running,
+                SchemaOutcome::Invalid {
+                    reason: reason.into(),
+                    message,
+                    running_hash,
+                },
+            ))
+        }
+    }
+}
+
+async fn generated_secrets(
+    zs: &ZeroStack,
+    ctx: &Context,
+    ns: &str,
+) -> Result<GeneratedSecrets, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = render::config::generated_secret_name(zs);
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Secret {ns}/{name}")))?
+        .and_then(|s| s.data)
+        .unwrap_or_default();
+    let get = |k: &str| {
+        existing
+            .get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(ctx.random)
+    };
+    Ok(GeneratedSecrets {
+        source_token: get(KEY_SOURCE_TOKEN),
+        admin_password: get(KEY_ADMIN_PASSWORD),
+        auth_secret: get(KEY_AUTH_SECRET),
+    })
+}
+
+/// The API resource of each kind the operator owns, in sweep order.
+pub fn owned_kinds() -> Vec<(&'static str, ApiResource)> {
+    vec![
+        ("ConfigMap", ApiResource::erase::<ConfigMap>(&())),
+        ("Secret", ApiResource::erase::<Secret>(&())),
+        ("Deployment", ApiResource::erase::<Deployment>(&())),
+        ("Service", ApiResource::erase::<Service>(&())),
+        (
+            "PersistentVolumeClaim",
+            ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ),
+        (
+            "PodDisruptionBudget",
+            ApiResource::erase::<PodDisruptionBudget>(&()),
+        ),
+        ("NetworkPolicy", ApiResource::erase::<NetworkPolicy>(&())),
+    ]
+}
+
+fn api_for(ctx: &Context, ns: &str, kind: &str) -> Api<DynamicObject> {
+    let ar = owned_kinds()
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, ar)| ar)
+        .expect("every rendered kind is an owned kind");
+    Api::namespaced_with(ctx.client.clone(), ns, &ar)
+}
+
+async fn apply(ctx: &Context, ns: &str, child: &Child) -> Result<serde_json::Value, Error> {
+    let api = api_for(ctx, ns, child.kind());
+    let name = child.name();
+    let obj = api
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(child.to_value()),
+        )
+        .await
+        .map_err(kube_err(format!("applying {} {ns}/{name}", child.kind())))?;
+    Ok(serde_json::to_value(obj).expect("objects serialise"))
+}
+
+async fn sweep_orphans(
+    zs: &ZeroStack,
+    ctx: &Context,
+    ns: &str,
+    applied: &BTreeMap<(String, String), serde_json::Value>,
+) -> Result<(), Error> {
+    let wanted: BTreeSet<(String, String)> = applied.keys().cloned().collect();
+    let uid = zs.uid().unwrap_or_default();
+    let lp = ListParams::default().labels(&render::children_selector(zs));
+    for (kind, _) in owned_kinds() {
+        let api = api_for(ctx, ns, kind);
+        let list = api
+            .list(&lp)
+            .await
+            .map_err(kube_err(format!("listing {kind}s in {ns}")))?;
+        for obj in list.items {
+            let name = obj.name_any();
+            let ours = obj
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true));
+            if ours && !wanted.contains(&(kind.to_string(), name.clone())) {
+                info!(zerostack = %key(zs), kind, name = %name, "deleting child no longer wanted");
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(kube_err(format!("deleting {kind} {ns}/{name}"))(e)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn write_status(zs: &ZeroStack, ctx: &Context, st: ZeroStackStatus) -> Result<(), Error> {
+    let ns = zs.namespace().unwrap_or_default();
+    let api: Api<ZeroStack> = Api::namespaced(ctx.client.clone(), &ns);
+    let transitions = status::transitions(zs.status.as_ref(), &st);
+    let patch = json!({
+        "apiVersion": ZeroStack::api_version(&()),
+        "kind": ZeroStack::kind(&()),
+        "status": st,
+    });
+    api.patch_status(
+        &zs.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "writing status of ZeroStack {ns}/{}",
+        zs.name_any()
+    )))?;
+    if let Some(recorder) = &ctx.recorder {
+        let reference: ObjectReference = zs.object_ref(&());
+        for t in transitions {
+            let bad = matches!(
+                (t.type_.as_str(), t.status.as_str()),
+                ("Degraded", "True")
+                    | (
+                        "Ready" | "SourceReady" | "CacheReady" | "AppReady" | "SchemaValid",
+                        "False"
+                    )
+            );
+            let mut note = format!("{}={}: {}", t.type_, t.status, t.message);
+            note.truncate(1000);
+            let ev = Event {
+                type_: if bad {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: t.reason.clone(),
+                note: Some(note),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            if let Err(e) = recorder.publish(&ev, &reference).await {
+                warn!(zerostack = %key(zs), error = %e, "could not publish event");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

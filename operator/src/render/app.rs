@@ -1,0 +1,79 @@
+//! The ZRocket app: Deployment and Service. zero-cache calls its mutate/query endpoints; the
+//! browser loads its web UI and connects to zero-cache at `PUBLIC_ZERO_URL`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, Service};
+
+use super::{
+    APP_PORT, DeploymentParts, KEY_AUTH_SECRET, VERSION, component, env, env_secret, generated_ref,
+    http_port, http_probe, resources, tmp_volume,
+};
+use crate::crd::{SecretKeyRef, ZeroStack};
+
+/// Default image of the app.
+pub fn default_image() -> String {
+    format!("ghcr.io/zerostack/zrocket:{VERSION}")
+}
+
+/// The Secret key with the JWT signing key: the user's, or the generated one.
+pub fn auth_ref(zs: &ZeroStack) -> SecretKeyRef {
+    zs.spec
+        .app
+        .auth_secret_ref
+        .clone()
+        .unwrap_or_else(|| generated_ref(zs, KEY_AUTH_SECRET))
+}
+
+/// The app Deployment.
+pub fn deployment(zs: &ZeroStack) -> Deployment {
+    let spec = &zs.spec.app;
+    let mut envs = vec![
+        env("PORT", APP_PORT.to_string()),
+        env_secret("MONGODB_URI", &zs.spec.mongodb.uri_secret_ref),
+    ];
+    if let Some(db) = &zs.spec.mongodb.database {
+        envs.push(env("MONGODB_DATABASE", db.clone()));
+    }
+    envs.push(env_secret("AUTH_SECRET", &auth_ref(zs)));
+    envs.push(env("PUBLIC_ZERO_URL", spec.public_zero_url.clone()));
+    envs.push(env("LOG_LEVEL", spec.log_level.clone()));
+    envs.push(env("LOG_FORMAT", "json"));
+
+    let (tmp, tmp_mount) = tmp_volume();
+    let container = Container {
+        name: "zrocket".into(),
+        image: Some(spec.workload.image.clone().unwrap_or_else(default_image)),
+        ports: Some(vec![http_port(APP_PORT)]),
+        env: Some(envs),
+        readiness_probe: Some(http_probe("/health", 5, 3, 3)),
+        liveness_probe: Some(http_probe("/health", 10, 3, 3)),
+        resources: Some(resources(
+            &spec.workload.resources,
+            ("50m", "64Mi"),
+            "256Mi",
+        )),
+        volume_mounts: Some(vec![tmp_mount]),
+        ..Default::default()
+    };
+    super::deployment(
+        zs,
+        DeploymentParts {
+            component: component::APP,
+            replicas: spec.replicas,
+            container,
+            volumes: vec![tmp],
+            workload: &spec.workload,
+            uid: 65532,
+            annotations: BTreeMap::new(),
+            termination_grace_seconds: 30,
+            recreate: false,
+        },
+    )
+}
+
+/// The app Service (zero-cache's mutate/query URLs point here).
+pub fn service(zs: &ZeroStack) -> Service {
+    super::service(zs, component::APP, APP_PORT)
+}

@@ -1,0 +1,91 @@
+//! Availability and network policies: PodDisruptionBudgets where a component has more than one
+//! pod (never for a singleton, which would block node drains), and the optional NetworkPolicies
+//! that keep the change source private to zero-cache and zero-cache's internal ports closed.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{CACHE_PORT, SOURCE_PORT, child_name, component, meta, selector_labels};
+use crate::crd::ZeroStack;
+
+/// PDBs (minAvailable 1) for the source and the app when they run more than one pod.
+pub fn pdbs(zs: &ZeroStack) -> Vec<PodDisruptionBudget> {
+    let mut wanted = vec![];
+    if zs.spec.source.replicas > 1 {
+        wanted.push(component::SOURCE);
+    }
+    if zs.spec.app.enabled && zs.spec.app.replicas > 1 {
+        wanted.push(component::APP);
+    }
+    wanted
+        .into_iter()
+        .map(|c| PodDisruptionBudget {
+            metadata: meta(zs, child_name(zs, c), c),
+            spec: Some(PodDisruptionBudgetSpec {
+                min_available: Some(IntOrString::Int(1)),
+                selector: Some(LabelSelector {
+                    match_labels: Some(selector_labels(zs, c)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            status: None,
+        })
+        .collect()
+}
+
+/// NetworkPolicies, when `spec.networkPolicy.enabled`.
+pub fn network_policies(zs: &ZeroStack) -> Vec<NetworkPolicy> {
+    if !zs.spec.network_policy.as_ref().is_some_and(|n| n.enabled) {
+        return vec![];
+    }
+    let port = |p: i32| NetworkPolicyPort {
+        port: Some(IntOrString::Int(p)),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
+    let policy = |c: &str, rule: NetworkPolicyIngressRule| NetworkPolicy {
+        metadata: meta(zs, child_name(zs, c), c),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(selector_labels(zs, c)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![rule]),
+            ..Default::default()
+        }),
+    };
+    let cache_pods: BTreeMap<String, String> = selector_labels(zs, component::CACHE);
+    vec![
+        // Only zero-cache may open the change stream.
+        policy(
+            component::SOURCE,
+            NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(LabelSelector {
+                        match_labels: Some(cache_pods),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![port(SOURCE_PORT)]),
+            },
+        ),
+        // Clients reach 4848; the change-streamer (4849) and litestream (4850) ports stay closed.
+        policy(
+            component::CACHE,
+            NetworkPolicyIngressRule {
+                from: None,
+                ports: Some(vec![port(CACHE_PORT)]),
+            },
+        ),
+    ]
+}

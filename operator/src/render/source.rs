@@ -1,0 +1,112 @@
+//! The change source (source-server): a Deployment that mounts the schema ConfigMap, and its
+//! Service. The schema hash in the pod template makes a schema edit roll exactly these pods.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Container, Service, Volume, VolumeMount};
+
+use super::{
+    CONFIG_DIR, DeploymentParts, KEY_SOURCE_TOKEN, SCHEMA_HASH_ANNOTATION, SOURCE_PORT, VERSION,
+    component, config, env, env_secret, generated_ref, http_port, http_probe, resources,
+    tmp_volume,
+};
+use crate::crd::{SecretKeyRef, ZeroStack};
+use crate::schema_check::{MAPPINGS_FILE, PERMISSIONS_FILE, RenderedSchema, SCHEMA_FILE};
+
+/// Default image of the change source.
+pub fn default_image() -> String {
+    format!("ghcr.io/zerostack/source-server:{VERSION}")
+}
+
+/// The Secret key with the source token: the user's, or the generated one.
+pub fn token_ref(zs: &ZeroStack) -> SecretKeyRef {
+    zs.spec
+        .source
+        .token_secret_ref
+        .clone()
+        .unwrap_or_else(|| generated_ref(zs, KEY_SOURCE_TOKEN))
+}
+
+/// The change-source Deployment.
+pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
+    let spec = &zs.spec.source;
+    let mut envs = vec![
+        env("PORT", SOURCE_PORT.to_string()),
+        env_secret("MONGODB_URI", &zs.spec.mongodb.uri_secret_ref),
+    ];
+    if let Some(db) = &zs.spec.mongodb.database {
+        envs.push(env("MONGODB_DATABASE", db.clone()));
+    }
+    for (var, file) in [
+        ("ZERO_SCHEMA_FILE", SCHEMA_FILE),
+        ("ZERO_TABLE_MAPPINGS_FILE", MAPPINGS_FILE),
+        ("ZERO_PERMISSIONS_FILE", PERMISSIONS_FILE),
+    ] {
+        if schema.data.contains_key(file) {
+            envs.push(env(var, format!("{CONFIG_DIR}/{file}")));
+        }
+    }
+    envs.push(env_secret("SOURCE_TOKEN", &token_ref(zs)));
+    envs.push(env("LOG_LEVEL", spec.log_level.clone()));
+    envs.push(env("LOG_FORMAT", "json"));
+
+    let (tmp, tmp_mount) = tmp_volume();
+    let container = Container {
+        name: "source-server".into(),
+        image: Some(spec.workload.image.clone().unwrap_or_else(default_image)),
+        ports: Some(vec![http_port(SOURCE_PORT)]),
+        env: Some(envs),
+        readiness_probe: Some(http_probe("/ready", 5, 3, 3)),
+        liveness_probe: Some(http_probe("/health", 10, 3, 3)),
+        startup_probe: Some(http_probe("/health", 2, 3, 30)),
+        resources: Some(resources(
+            &spec.workload.resources,
+            ("100m", "128Mi"),
+            "512Mi",
+        )),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "config".into(),
+                mount_path: CONFIG_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            tmp_mount,
+        ]),
+        ..Default::default()
+    };
+    let volumes = vec![
+        Volume {
+            name: "config".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config::schema_config_map_name(zs),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        tmp,
+    ];
+    super::deployment(
+        zs,
+        DeploymentParts {
+            component: component::SOURCE,
+            replicas: spec.replicas,
+            container,
+            volumes,
+            workload: &spec.workload,
+            uid: 65532,
+            annotations: BTreeMap::from([(
+                SCHEMA_HASH_ANNOTATION.to_string(),
+                schema.hash.clone(),
+            )]),
+            termination_grace_seconds: 30,
+            recreate: false,
+        },
+    )
+}
+
+/// The change-source Service (zero-cache's `ZERO_UPSTREAM_DB` points here).
+pub fn service(zs: &ZeroStack) -> Service {
+    super::service(zs, component::SOURCE, SOURCE_PORT)
+}

@@ -1,0 +1,129 @@
+//! The one place the operator calls the shared spec crate (`zerostack-spec`).
+//!
+//! The operator must reject a bad schema *before* it rolls anything, with the same rules the
+//! change source applies at start-up. Keeping the call behind this thin wrapper means the rest of
+//! the operator only sees "these files are valid, here is their hash" or "invalid, because ...".
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+/// ConfigMap key (and file name) of the schema.
+pub const SCHEMA_FILE: &str = "schema.json";
+/// ConfigMap key (and file name) of the table mappings.
+pub const MAPPINGS_FILE: &str = "table-mappings.json";
+/// ConfigMap key (and file name) of the permissions.
+pub const PERMISSIONS_FILE: &str = "permissions.json";
+
+/// Schema files as found in the resource or the user's ConfigMap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchemaFiles {
+    /// Where the files came from, used in error messages ("inline", "ConfigMap ns/name").
+    pub origin: String,
+    /// The schema JSON.
+    pub schema: String,
+    /// Table mappings JSON, if given.
+    pub table_mappings: Option<String>,
+    /// Permissions JSON, if given.
+    pub permissions: Option<String>,
+}
+
+/// Files that passed validation, ready to be rendered into the operator's ConfigMap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenderedSchema {
+    /// ConfigMap data: file name → content.
+    pub data: BTreeMap<String, String>,
+    /// sha256 hex of `data`; goes into the change-source pod template.
+    pub hash: String,
+}
+
+impl RenderedSchema {
+    /// Builds a rendered schema from ConfigMap data (used for the last good, running config).
+    pub fn from_data(data: BTreeMap<String, String>) -> Self {
+        let hash = hash_data(&data);
+        Self { data, hash }
+    }
+}
+
+/// Validates the files with `zerostack_spec::load`. The error is a human-readable list of
+/// problems, one per line, each naming the file and the JSON path.
+pub fn check(files: &SchemaFiles) -> Result<RenderedSchema, String> {
+    let schema_origin = format!("{} key {SCHEMA_FILE}", files.origin);
+    let mappings_origin = format!("{} key {MAPPINGS_FILE}", files.origin);
+    let permissions_origin = format!("{} key {PERMISSIONS_FILE}", files.origin);
+    let schema = zerostack_spec::Source {
+        origin: &schema_origin,
+        text: &files.schema,
+    };
+    let mappings = files
+        .table_mappings
+        .as_deref()
+        .map(|text| zerostack_spec::Source {
+            origin: &mappings_origin,
+            text,
+        });
+    let permissions = files
+        .permissions
+        .as_deref()
+        .map(|text| zerostack_spec::Source {
+            origin: &permissions_origin,
+            text,
+        });
+    zerostack_spec::load(schema, mappings, permissions).map_err(|errors| errors.to_string())?;
+
+    let mut data = BTreeMap::new();
+    data.insert(SCHEMA_FILE.to_string(), files.schema.clone());
+    if let Some(m) = &files.table_mappings {
+        data.insert(MAPPINGS_FILE.to_string(), m.clone());
+    }
+    if let Some(p) = &files.permissions {
+        data.insert(PERMISSIONS_FILE.to_string(), p.clone());
+    }
+    Ok(RenderedSchema::from_data(data))
+}
+
+/// sha256 over the file names and contents, length-prefixed so no two inputs collide.
+pub fn hash_data(data: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in data {
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{MAPPINGS, SCHEMA};
+
+    fn files(schema: &str) -> SchemaFiles {
+        SchemaFiles {
+            origin: "ConfigMap demo/s".into(),
+            schema: schema.into(),
+            table_mappings: Some(MAPPINGS.into()),
+            permissions: None,
+        }
+    }
+
+    #[test]
+    fn fixture_schema_is_valid_and_hash_is_stable() {
+        let a = check(&files(SCHEMA)).unwrap_or_else(|e| panic!("{e}"));
+        let b = check(&files(SCHEMA)).unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(a.data.len(), 2);
+        assert_eq!(RenderedSchema::from_data(a.data.clone()).hash, a.hash);
+    }
+
+    #[test]
+    fn invalid_schema_names_origin_and_path() {
+        let e = check(&files(
+            &SCHEMA.replace(r#""primaryKey":["id"]"#, r#""primaryKey":["nope"]"#),
+        ))
+        .unwrap_err();
+        assert!(e.contains("ConfigMap demo/s key schema.json"), "{e}");
+        assert!(e.contains("primaryKey"), "{e}");
+    }
+}

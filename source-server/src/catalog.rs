@@ -1,0 +1,211 @@
+//! The tables one zero-cache connection replicates: the app's tables, plus the three zero-cache
+//! requires (`<app>_<shard>.clients`, `<app>_<shard>.mutations`, `<app>.permissions`).
+//!
+//! The required tables depend on the `appID` and `shardNum` of each connection, so a catalog is
+//! assembled per connection from the app tables compiled once at start-up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use zerostack_spec::schema::ColumnType;
+use zerostack_spec::{ColumnSpec, TableSpec};
+
+use crate::protocol::{ColumnDef, TableDef};
+use crate::rows::CompiledTable;
+
+/// A table fed from a MongoDB collection.
+pub struct PublishedTable {
+    pub def: TableDef,
+    /// The `relation` JSON of its data changes, rendered once.
+    pub relation: String,
+    pub rows: Arc<CompiledTable>,
+}
+
+impl PublishedTable {
+    pub fn new(rows: Arc<CompiledTable>, data_type: impl Fn(&ColumnSpec) -> &'static str) -> Self {
+        let spec = rows.spec();
+        let def = TableDef {
+            schema: spec.schema.clone(),
+            name: spec.server_name.clone(),
+            columns: spec
+                .columns
+                .iter()
+                .map(|c| ColumnDef {
+                    name: c.server_name.clone(),
+                    data_type: data_type(c),
+                    // Only key columns are declared NOT NULL: a value that does not fit its
+                    // column is sent as null, and that must never be rejected by the replica.
+                    not_null: spec.primary_key.contains(&c.server_name),
+                })
+                .collect(),
+            primary_key: spec.primary_key.clone(),
+        };
+        let relation = def.relation_json();
+        PublishedTable {
+            def,
+            relation,
+            rows,
+        }
+    }
+}
+
+/// The Postgres type name zero-cache maps back to each ZQL type.
+pub fn data_type_for(kind: ColumnType) -> &'static str {
+    match kind {
+        ColumnType::String => "text",
+        ColumnType::Number => "float8",
+        ColumnType::Boolean => "bool",
+        ColumnType::Json | ColumnType::Null => "json",
+    }
+}
+
+/// Which connection this catalog is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    pub app_id: String,
+    pub shard_num: u32,
+}
+
+impl Shard {
+    pub fn upstream_schema(&self) -> String {
+        format!("{}_{}", self.app_id, self.shard_num)
+    }
+}
+
+/// Where the app keeps Zero's bookkeeping in MongoDB.
+#[derive(Debug, Clone)]
+pub struct Bookkeeping {
+    pub clients_collection: String,
+    pub mutations_collection: String,
+}
+
+pub struct Catalog {
+    pub tables: Vec<PublishedTable>,
+    by_collection: HashMap<String, Vec<usize>>,
+    pub permissions: TableDef,
+    pub permissions_row: Map<String, Value>,
+}
+
+impl Catalog {
+    pub fn new(
+        app_tables: &[Arc<CompiledTable>],
+        shard: &Shard,
+        bookkeeping: &Bookkeeping,
+        permissions: Option<&Value>,
+    ) -> Result<Catalog, crate::rows::RowsError> {
+        let mut tables: Vec<PublishedTable> = app_tables
+            .iter()
+            .map(|t| PublishedTable::new(t.clone(), |c| data_type_for(c.kind)))
+            .collect();
+        for spec in required_tables(shard, bookkeeping) {
+            let compiled = Arc::new(CompiledTable::compile(&spec)?);
+            tables.push(PublishedTable::new(compiled, |c| match c.server_name.as_str() {
+                "lastMutationID" | "mutationID" => "int8",
+                _ => data_type_for(c.kind),
+            }));
+        }
+        let mut by_collection: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, t) in tables.iter().enumerate() {
+            by_collection
+                .entry(t.rows.spec().source.clone())
+                .or_default()
+                .push(i);
+        }
+        let permissions_table = TableDef {
+            schema: shard.app_id.clone(),
+            name: "permissions".into(),
+            columns: vec![
+                ColumnDef { name: "lock".into(), data_type: "bool", not_null: true },
+                ColumnDef { name: "permissions".into(), data_type: "json", not_null: false },
+                ColumnDef { name: "hash".into(), data_type: "text", not_null: false },
+            ],
+            primary_key: vec!["lock".into()],
+        };
+        let mut permissions_row = Map::new();
+        permissions_row.insert("lock".into(), Value::Bool(true));
+        match permissions {
+            Some(p) if !p.is_null() => {
+                permissions_row.insert("permissions".into(), p.clone());
+                permissions_row.insert("hash".into(), Value::String(crate::hash_json(p)));
+            }
+            _ => {
+                permissions_row.insert("permissions".into(), Value::Null);
+                permissions_row.insert("hash".into(), Value::Null);
+            }
+        }
+        Ok(Catalog {
+            tables,
+            by_collection,
+            permissions: permissions_table,
+            permissions_row,
+        })
+    }
+
+    /// The tables fed by a collection (several for a discriminated union).
+    pub fn tables_of(&self, collection: &str) -> impl Iterator<Item = &PublishedTable> {
+        self.by_collection
+            .get(collection)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.tables[i])
+    }
+
+    /// Every collection the catalog reads, each once.
+    pub fn collections(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.by_collection.keys().cloned().collect();
+        c.sort();
+        c
+    }
+
+    pub fn is_mapped(&self, collection: &str) -> bool {
+        self.by_collection.contains_key(collection)
+    }
+}
+
+fn column(name: &str, kind: ColumnType, optional: bool) -> ColumnSpec {
+    ColumnSpec {
+        name: name.into(),
+        server_name: name.into(),
+        kind,
+        optional,
+    }
+}
+
+/// `<app>_<shard>.clients` and `.mutations`, read from the app's bookkeeping collections.
+fn required_tables(shard: &Shard, bookkeeping: &Bookkeeping) -> [TableSpec; 2] {
+    let schema = shard.upstream_schema();
+    [
+        TableSpec {
+            name: format!("{schema}.clients"),
+            schema: schema.clone(),
+            server_name: "clients".into(),
+            source: bookkeeping.clients_collection.clone(),
+            filter: None,
+            projection: None,
+            columns: vec![
+                column("clientGroupID", ColumnType::String, false),
+                column("clientID", ColumnType::String, false),
+                column("lastMutationID", ColumnType::Number, false),
+                column("userID", ColumnType::String, true),
+            ],
+            primary_key: vec!["clientGroupID".into(), "clientID".into()],
+        },
+        TableSpec {
+            name: format!("{schema}.mutations"),
+            schema,
+            server_name: "mutations".into(),
+            source: bookkeeping.mutations_collection.clone(),
+            filter: None,
+            projection: None,
+            columns: vec![
+                column("clientGroupID", ColumnType::String, false),
+                column("clientID", ColumnType::String, false),
+                column("mutationID", ColumnType::Number, false),
+                column("mutation", ColumnType::Json, true),
+                column("result", ColumnType::Json, true),
+            ],
+            primary_key: vec!["clientGroupID".into(), "clientID".into(), "mutationID".into()],
+        },
+    ]
+}

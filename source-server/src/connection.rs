@@ -1,0 +1,255 @@
+//! One zero-cache connection on `/changes/v0/stream`, from its query parameters to its close.
+//!
+//! Without `lastWatermark` the connection is an initial sync; with it, a resume that is first
+//! checked against the replica registry. Each connection is independent (zero-cache may open a
+//! new one while an old one is still draining) and keeps no state beyond its own lifetime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::catalog::{Catalog, Shard};
+use crate::changes::{ChangeCursor, ChangeError, Start};
+use crate::downstream::{Downstream, WsDownstream};
+use crate::protocol::{self, Upstream};
+use crate::registry::Verdict;
+use crate::server::ServerState;
+use crate::snapshot::{SnapshotContext, SnapshotError, initial_sync};
+use crate::status::ConnectionStatus;
+use crate::streamer::{StreamEnd, Streamer, log_end};
+use crate::watermark::ClusterTime;
+
+/// The query parameters zero-cache adds to `ZERO_UPSTREAM_DB`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConnectParams {
+    #[serde(rename = "appID", default = "default_app")]
+    pub app_id: String,
+    #[serde(rename = "shardNum", default)]
+    pub shard_num: u32,
+    #[serde(rename = "lastWatermark")]
+    pub last_watermark: Option<String>,
+    #[serde(rename = "replicaVersion")]
+    pub replica_version: Option<String>,
+    pub token: Option<String>,
+}
+
+fn default_app() -> String {
+    "zero".into()
+}
+
+pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: Arc<ServerState>) {
+    let shard = Shard {
+        app_id: params.app_id.clone(),
+        shard_num: params.shard_num,
+    };
+    let mode = if params.last_watermark.is_some() { "streaming" } else { "initial-sync" };
+    let registration = state.connections.register(&shard.app_id, shard.shard_num, mode);
+    state.metrics.connections.inc();
+    let _dec = scopeguard(|| {
+        state.metrics.connections.dec();
+    });
+    info!(app = %shard.app_id, shard = shard.shard_num, mode, last_watermark = ?params.last_watermark, "zero-cache connected");
+
+    let (sink, mut stream) = socket.split();
+    let (closed_tx, mut closed_rx) = watch::channel(false);
+    let status = registration.status.clone();
+    let metrics = state.metrics.clone();
+    // Reading zero-cache's acks (and answering its pings) runs beside the writer.
+    let reader = tokio::spawn(async move {
+        while let Some(msg) = stream.next().await {
+            match msg {
+                Ok(Message::Text(text)) => match protocol::parse_upstream(&text) {
+                    Ok(Upstream::Ack { watermark }) => {
+                        metrics.acks.inc();
+                        status.update(|v| v.last_watermark_acked = Some(watermark));
+                    }
+                    Err(e) => debug!(error = %e, "ignored upstream message"),
+                },
+                Ok(Message::Close(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let _ = closed_tx.send(true);
+    });
+
+    let mut down = WsDownstream { sink };
+    let catalog = match state.catalog_for(&shard) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "cannot build the table catalog for this connection");
+            close(&mut down, 1011, "source configuration error").await;
+            reader.abort();
+            return;
+        }
+    };
+
+    let outcome = tokio::select! {
+        o = run(&state, &catalog, &shard, &params, &registration.status, &mut down) => o,
+        _ = closed_rx.wait_for(|c| *c) => Outcome::Closed,
+    };
+    match outcome {
+        Outcome::InitialSyncDone => {
+            // zero-cache closes the socket after validating the snapshot; anything sent now
+            // would be lost, so just wait for that close (bounded, in case it never comes).
+            let _ = tokio::time::timeout(Duration::from_secs(60), closed_rx.wait_for(|c| *c)).await;
+        }
+        Outcome::Reset(reason) => {
+            state.metrics.reset(reason_label(&reason));
+            warn!(reason = %reason, "sending reset-required");
+            let _ = down.feed(protocol::reset_required(&reason)).await;
+            let _ = down.flush().await;
+            close(&mut down, 1000, "reset required").await;
+        }
+        Outcome::Closed => {}
+        Outcome::Failed(why) => {
+            warn!(error = %why, "closing the stream; zero-cache will resume from its last watermark");
+            close(&mut down, 1011, "source error; resume").await;
+        }
+    }
+    reader.abort();
+    info!(app = %shard.app_id, shard = shard.shard_num, "zero-cache connection ended");
+}
+
+enum Outcome {
+    InitialSyncDone,
+    Reset(String),
+    Closed,
+    Failed(String),
+}
+
+async fn run<D: Downstream>(
+    state: &ServerState,
+    catalog: &Catalog,
+    shard: &Shard,
+    params: &ConnectParams,
+    status: &ConnectionStatus,
+    down: &mut D,
+) -> Outcome {
+    let Some(last_watermark) = params.last_watermark.as_deref() else {
+        let ctx = SnapshotContext {
+            db: &state.db,
+            catalog,
+            metrics: &state.metrics,
+            status,
+            registry: &state.registry,
+            config_hash: &state.config_hash,
+            shard,
+            batch_size: state.settings.snapshot_batch_size,
+        };
+        return match initial_sync(&ctx, down).await {
+            Ok(_) => Outcome::InitialSyncDone,
+            Err(SnapshotError::Closed(_)) => Outcome::Closed,
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+    };
+
+    let resume_at = match ClusterTime::from_watermark(last_watermark) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Reset(format!("lastWatermark is not one of ours ({e})")),
+    };
+    let Some(replica_version) = params.replica_version.as_deref() else {
+        return Outcome::Reset("resume without a replicaVersion".into());
+    };
+    match state
+        .registry
+        .check(replica_version, &state.config_hash, shard)
+        .await
+    {
+        Ok(Verdict::Known) => {}
+        Ok(Verdict::Unknown) => {
+            return Outcome::Reset(format!("unknown replicaVersion {replica_version}"));
+        }
+        Ok(Verdict::ConfigChanged) => {
+            return Outcome::Reset(format!(
+                "the schema, table mappings or permissions changed since replica {replica_version} was built"
+            ));
+        }
+        Ok(Verdict::OtherShard) => {
+            return Outcome::Reset(format!(
+                "replica {replica_version} was built for another app or shard"
+            ));
+        }
+        Err(e) => return Outcome::Failed(format!("replica registry unavailable: {e}")),
+    }
+
+    let collections = catalog.collections();
+    let mut cursor = match ChangeCursor::open(
+        &state.db,
+        &collections,
+        Start::At(resume_at),
+        state.settings.full_document,
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(ChangeError::HistoryLost) => {
+            return Outcome::Reset(format!(
+                "resume point {last_watermark} is no longer in the MongoDB oplog"
+            ));
+        }
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let end = Streamer::new(
+        catalog,
+        &state.metrics,
+        status,
+        &state.settings.stream,
+        down,
+        resume_at,
+    )
+    .replay_until(cursor.opened_at())
+    .run(&mut cursor)
+    .await;
+    cursor.close().await;
+    log_end(&end);
+    match end {
+        StreamEnd::Closed => Outcome::Closed,
+        StreamEnd::ResetRequired(why) => Outcome::Reset(why),
+        StreamEnd::Failed(ChangeError::HistoryLost) => Outcome::Reset(format!(
+            "resume point {last_watermark} is no longer in the MongoDB oplog"
+        )),
+        StreamEnd::Failed(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+fn reason_label(reason: &str) -> &'static str {
+    if reason.contains("unknown replicaVersion") {
+        "unknown-replica"
+    } else if reason.contains("changed since") {
+        "config-changed"
+    } else if reason.contains("oplog") {
+        "history-lost"
+    } else if reason.contains("MongoDB reported") {
+        "collection-invalidated"
+    } else {
+        "other"
+    }
+}
+
+async fn close<S>(down: &mut WsDownstream<S>, code: u16, reason: &'static str)
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let _ = down
+        .sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+struct Guard<F: FnMut()>(F);
+impl<F: FnMut()> Drop for Guard<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+fn scopeguard<F: FnMut()>(f: F) -> Guard<F> {
+    Guard(f)
+}

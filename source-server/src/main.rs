@@ -1,0 +1,107 @@
+//! `source-server`: the process edge — settings, logging, MongoDB connection, HTTP server and
+//! graceful shutdown. Everything else lives in the library.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use source_server::config::{Cli, Command, LogFormat, Settings};
+use source_server::server::{ServerState, router};
+use tracing::{error, info};
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "{lvl},mongodb=warn,hyper=warn",
+        lvl = settings.log_level
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("source-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    let loaded = match source_server::loader::load(&settings).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("source-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.command == Some(Command::Check) {
+        let collections: std::collections::BTreeSet<_> =
+            loaded.config.tables.iter().map(|t| t.source.as_str()).collect();
+        println!(
+            "ok: {} tables from {} collections; config hash {}",
+            loaded.config.tables.len(),
+            collections.len(),
+            loaded.config.hash
+        );
+        for t in &loaded.config.tables {
+            println!("  {} <- {}", t.name, t.source);
+        }
+        return ExitCode::SUCCESS;
+    }
+    match serve(settings, loaded).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("source-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings, loaded: source_server::loader::Loaded) -> anyhow::Result<()> {
+    let options = mongodb::options::ClientOptions::parse(&settings.mongodb_uri.0)
+        .await
+        .map_err(|_| anyhow::anyhow!("MONGODB_URI is not a valid MongoDB connection string"))?;
+    let database = settings
+        .mongodb_database
+        .clone()
+        .or_else(|| options.default_database.clone())
+        .context("no database: set MONGODB_DATABASE or put one in MONGODB_URI")?;
+    let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
+    let db = client.database(&database);
+    let addr = format!("{}:{}", settings.host, settings.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    info!(
+        addr = %listener.local_addr()?,
+        database = %database,
+        tables = loaded.tables.len(),
+        config_hash = %loaded.config.hash,
+        "source-server listening"
+    );
+    let state = Arc::new(ServerState::new(settings, db, loaded));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    info!("source-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,108 @@
+//! Prometheus metrics of the source server, and the "log once per column" bookkeeping for values
+//! that do not fit their column (those are counted forever but logged only the first time, so a
+//! bad field in a hot collection cannot flood the log).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<Labels, Counter>,
+    pub rows_sent: Counter,
+    pub transactions: Counter,
+    pub bytes_sent: Counter,
+    pub acks: Counter,
+    pub coerced_values: Family<Labels, Counter>,
+    pub unkeyed_changes: Counter,
+    pub connections: Gauge,
+    pub lag_ms: Gauge,
+    pub snapshot_rows: Counter,
+    pub resets: Family<Labels, Counter>,
+    pub keepalives: Counter,
+    warned_columns: Mutex<HashSet<(String, String)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("zerostack_source");
+        let m = Metrics {
+            events: Family::default(),
+            rows_sent: Counter::default(),
+            transactions: Counter::default(),
+            bytes_sent: Counter::default(),
+            acks: Counter::default(),
+            coerced_values: Family::default(),
+            unkeyed_changes: Counter::default(),
+            connections: Gauge::default(),
+            lag_ms: Gauge::default(),
+            snapshot_rows: Counter::default(),
+            resets: Family::default(),
+            keepalives: Counter::default(),
+            warned_columns: Mutex::new(HashSet::new()),
+            registry: Registry::default(),
+        };
+        registry.register("change_events", "MongoDB change events read, by operation", m.events.clone());
+        registry.register("rows_sent", "Row changes sent to zero-cache", m.rows_sent.clone());
+        registry.register("transactions_sent", "Zero transactions committed downstream", m.transactions.clone());
+        registry.register("bytes_sent", "Bytes of protocol messages sent", m.bytes_sent.clone());
+        registry.register("acks", "Commit acknowledgements received from zero-cache", m.acks.clone());
+        registry.register(
+            "coerced_values",
+            "Values that did not fit their column and were sent as null, by table and column",
+            m.coerced_values.clone(),
+        );
+        registry.register(
+            "unkeyed_changes",
+            "Deletes or moves that could not be sent because the row key was not derivable",
+            m.unkeyed_changes.clone(),
+        );
+        registry.register("connections", "Open zero-cache connections", m.connections.clone());
+        registry.register(
+            "lag_milliseconds",
+            "Time from the MongoDB commit to the moment its Zero transaction was sent",
+            m.lag_ms.clone(),
+        );
+        registry.register("snapshot_rows", "Rows sent by initial syncs", m.snapshot_rows.clone());
+        registry.register("resets", "reset-required messages sent, by reason", m.resets.clone());
+        registry.register("keepalives", "Empty transactions sent to advance an idle stream", m.keepalives.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn event(&self, op: &str) {
+        self.events.get_or_create(&vec![("operation".into(), op.into())]).inc();
+    }
+
+    pub fn reset(&self, reason: &str) {
+        self.resets.get_or_create(&vec![("reason".into(), reason.into())]).inc();
+    }
+
+    /// Counts a coerced value; returns true the first time this column is seen, so the caller
+    /// logs it once.
+    pub fn coerced(&self, table: &str, column: &str) -> bool {
+        self.coerced_values
+            .get_or_create(&vec![("table".into(), table.into()), ("column".into(), column.into())])
+            .inc();
+        let mut warned = self.warned_columns.lock().expect("metrics lock");
+        warned.insert((table.to_string(), column.to_string()))
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

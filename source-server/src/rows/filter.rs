@@ -1,0 +1,384 @@
+//! Filter evaluation with MongoDB's query semantics.
+//!
+//! A filter is compiled once (its JSON values become BSON) and then run against every changed
+//! document. The semantics follow MongoDB, because the same filter may also be given to MongoDB
+//! (initial sync) and the two must agree: dotted paths traverse arrays of sub-documents, an array
+//! field matches when any element does, `$ne`/`$nin` hold for a missing field, `{f: null}`
+//! matches a missing field, and comparisons stay within a type bracket (all numeric types
+//! compare as numbers; ObjectId with ObjectId; Date with Date).
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document};
+use zerostack_spec::filter::{Clause, Condition, Filter, Operator};
+
+use super::values::{self, json_to_bson};
+
+/// A dotted path, split once at compile time.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldPath {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone)]
+struct Segment {
+    name: Box<str>,
+    /// The segment read as an array index (`a.0.b`).
+    index: Option<usize>,
+}
+
+impl FieldPath {
+    pub(crate) fn new(path: &str) -> FieldPath {
+        FieldPath {
+            segments: path
+                .split('.')
+                .map(|s| Segment {
+                    name: s.into(),
+                    index: s.parse().ok().filter(|_| !s.starts_with('+')),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledFilter {
+    clauses: Vec<CompiledClause>,
+}
+
+#[derive(Debug, Clone)]
+enum CompiledClause {
+    Field { path: FieldPath, ops: Vec<Op> },
+    And(Vec<CompiledFilter>),
+    Or(Vec<CompiledFilter>),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Eq(Bson),
+    Ne(Bson),
+    Gt(Bson),
+    Gte(Bson),
+    Lt(Bson),
+    Lte(Bson),
+    In(Vec<Bson>),
+    Nin(Vec<Bson>),
+    Exists(bool),
+    Not(Vec<Op>),
+}
+
+/// A compile error: the path inside the filter (like `filter.t.$in[1]`) and the problem.
+pub type CompileError = (String, String);
+
+impl CompiledFilter {
+    pub fn compile(filter: &Filter) -> Result<CompiledFilter, CompileError> {
+        compile_at(filter, "filter")
+    }
+
+    pub fn matches(&self, doc: &Document) -> bool {
+        self.clauses.iter().all(|c| match c {
+            CompiledClause::Field { path, ops } => {
+                ops.iter().all(|op| holds(op, doc, &path.segments))
+            }
+            CompiledClause::And(list) => list.iter().all(|f| f.matches(doc)),
+            CompiledClause::Or(list) => list.iter().any(|f| f.matches(doc)),
+        })
+    }
+}
+
+fn compile_at(filter: &Filter, at: &str) -> Result<CompiledFilter, CompileError> {
+    let mut clauses = Vec::with_capacity(filter.clauses.len());
+    for c in &filter.clauses {
+        clauses.push(match c {
+            Clause::Field { path, condition } => {
+                let p = format!("{at}.{path}");
+                let ops = match condition {
+                    Condition::Equals(v) => vec![Op::Eq(value(v, &p)?)],
+                    Condition::Operators(ops) => compile_ops(ops, &p)?,
+                };
+                CompiledClause::Field {
+                    path: FieldPath::new(path),
+                    ops,
+                }
+            }
+            Clause::And(list) => CompiledClause::And(compile_list(list, &format!("{at}.$and"))?),
+            Clause::Or(list) => CompiledClause::Or(compile_list(list, &format!("{at}.$or"))?),
+        });
+    }
+    Ok(CompiledFilter { clauses })
+}
+
+fn compile_list(list: &[Filter], at: &str) -> Result<Vec<CompiledFilter>, CompileError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, f)| compile_at(f, &format!("{at}[{i}]")))
+        .collect()
+}
+
+fn value(v: &serde_json::Value, at: &str) -> Result<Bson, CompileError> {
+    json_to_bson(v).map_err(|m| (at.to_string(), m))
+}
+
+fn compile_ops(ops: &[Operator], at: &str) -> Result<Vec<Op>, CompileError> {
+    ops.iter()
+        .map(|op| {
+            let p = format!("{at}.{}", op.name());
+            let list = |vs: &[serde_json::Value]| -> Result<Vec<Bson>, CompileError> {
+                vs.iter()
+                    .enumerate()
+                    .map(|(i, v)| value(v, &format!("{p}[{i}]")))
+                    .collect()
+            };
+            Ok(match op {
+                Operator::Eq(v) => Op::Eq(value(v, &p)?),
+                Operator::Ne(v) => Op::Ne(value(v, &p)?),
+                Operator::Gt(v) => Op::Gt(value(v, &p)?),
+                Operator::Gte(v) => Op::Gte(value(v, &p)?),
+                Operator::Lt(v) => Op::Lt(value(v, &p)?),
+                Operator::Lte(v) => Op::Lte(value(v, &p)?),
+                Operator::In(vs) => Op::In(list(vs)?),
+                Operator::Nin(vs) => Op::Nin(list(vs)?),
+                Operator::Exists(b) => Op::Exists(*b),
+                Operator::Not(inner) => Op::Not(compile_ops(inner, &p)?),
+            })
+        })
+        .collect()
+}
+
+/// Calls `f` for every value the path reaches (`None` where it ends at a missing field) until
+/// `f` returns true. A path ending at an array yields the array and then each element.
+fn any_in_doc<'a>(
+    doc: &'a Document,
+    path: &[Segment],
+    f: &mut impl FnMut(Option<&'a Bson>) -> bool,
+) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    match doc.get(&*first.name) {
+        None => f(None),
+        Some(v) => any_in_value(v, rest, f),
+    }
+}
+
+fn any_in_value<'a>(
+    v: &'a Bson,
+    rest: &[Segment],
+    f: &mut impl FnMut(Option<&'a Bson>) -> bool,
+) -> bool {
+    if rest.is_empty() {
+        if f(Some(v)) {
+            return true;
+        }
+        if let Bson::Array(items) = v {
+            return items.iter().any(|e| f(Some(e)));
+        }
+        return false;
+    }
+    match v {
+        Bson::Document(d) => any_in_doc(d, rest, f),
+        Bson::Array(items) => {
+            if let Some(i) = rest[0].index
+                && let Some(e) = items.get(i)
+                && any_in_value(e, &rest[1..], f)
+            {
+                return true;
+            }
+            items
+                .iter()
+                .any(|e| matches!(e, Bson::Document(d) if any_in_doc(d, rest, f)))
+        }
+        _ => f(None),
+    }
+}
+
+fn eq_match(candidate: Option<&Bson>, v: &Bson) -> bool {
+    match candidate {
+        None => matches!(v, Bson::Null),
+        Some(c) => values::equal(c, v),
+    }
+}
+
+/// `$gt`-style comparison; against null only `$gte`/`$lte` match (null or missing), as in MongoDB.
+fn cmp_match(candidate: Option<&Bson>, v: &Bson, accept: fn(Ordering) -> bool) -> bool {
+    if matches!(v, Bson::Null) {
+        return matches!(candidate, None | Some(Bson::Null | Bson::Undefined))
+            && accept(Ordering::Equal);
+    }
+    match candidate {
+        Some(c) if values::bracket(c) == values::bracket(v) => accept(values::compare(c, v)),
+        _ => false,
+    }
+}
+
+fn holds(op: &Op, doc: &Document, path: &[Segment]) -> bool {
+    match op {
+        Op::Eq(v) => any_in_doc(doc, path, &mut |c| eq_match(c, v)),
+        Op::Ne(v) => !any_in_doc(doc, path, &mut |c| eq_match(c, v)),
+        Op::Gt(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_gt)),
+        Op::Gte(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_ge)),
+        Op::Lt(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_lt)),
+        Op::Lte(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_le)),
+        Op::In(vs) => any_in_doc(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
+        Op::Nin(vs) => !any_in_doc(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
+        Op::Exists(want) => any_in_doc(doc, path, &mut |c| c.is_some()) == *want,
+        Op::Not(ops) => !ops.iter().all(|op| holds(op, doc, path)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::oid::ObjectId;
+    use bson::{Decimal128, doc};
+    use serde_json::json;
+
+    const OID: &str = "5f0c9a8e1c9d440000a1b2c3";
+
+    fn f(v: serde_json::Value) -> CompiledFilter {
+        CompiledFilter::compile(&Filter::from_json(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn equality_and_discriminators() {
+        let chats = f(json!({"t": {"$eq": "d"}}));
+        assert!(chats.matches(&doc! {"t": "d"}));
+        assert!(!chats.matches(&doc! {"t": "c"}));
+        assert!(!chats.matches(&doc! {}));
+        assert!(f(json!({"t": "p"})).matches(&doc! {"t": "p", "x": 1}));
+        assert!(
+            f(json!({})).matches(&doc! {"a": 1}),
+            "an empty filter matches everything"
+        );
+    }
+
+    #[test]
+    fn object_ids_and_dates_match() {
+        let oid = ObjectId::parse_str(OID).unwrap();
+        let by_id = f(json!({"owner": {"$oid": OID}}));
+        assert!(by_id.matches(&doc! {"owner": oid}));
+        assert!(
+            !by_id.matches(&doc! {"owner": OID}),
+            "a hex string is not an ObjectId"
+        );
+        assert!(
+            f(json!({"owner": {"$in": [{"$oid": "5f0c9a8e1c9d440000a1b2c4"}, {"$oid": OID}]}}))
+                .matches(&doc! {"owner": oid})
+        );
+        assert!(
+            f(json!({"owner": {"$gt": {"$oid": "5f0c9a8e1c9d440000a1b2c2"}}}))
+                .matches(&doc! {"owner": oid})
+        );
+
+        let at = bson::DateTime::from_millis(1_714_564_800_000);
+        let since = f(json!({"at": {"$gte": {"$date": "2024-05-01T12:00:00Z"}}}));
+        assert!(since.matches(&doc! {"at": at}));
+        assert!(!since.matches(&doc! {"at": bson::DateTime::from_millis(1_714_564_799_999)}));
+        assert!(
+            !since.matches(&doc! {"at": "2024-05-02T00:00:00Z"}),
+            "a string is not a date"
+        );
+        assert!(
+            !since.matches(&doc! {"at": 1_714_564_800_001i64}),
+            "a number is not a date"
+        );
+        assert!(f(json!({"at": {"$date": "2024-05-01T12:00:00.000Z"}})).matches(&doc! {"at": at}));
+    }
+
+    #[test]
+    fn numbers_compare_across_widths() {
+        assert!(f(json!({"n": 1})).matches(&doc! {"n": 1.0}));
+        assert!(f(json!({"n": 1.0})).matches(&doc! {"n": 1i64}));
+        assert!(f(json!({"n": {"$numberLong": "1"}})).matches(&doc! {"n": 1i32}));
+        assert!(f(json!({"n": {"$numberDecimal": "2.50"}})).matches(&doc! {"n": 2.5}));
+        let dec: Decimal128 = "2.5".parse().unwrap();
+        assert!(f(json!({"n": {"$gt": 2}})).matches(&doc! {"n": dec}));
+        assert!(!f(json!({"n": {"$gt": 3}})).matches(&doc! {"n": dec}));
+        assert!(f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 2.5}));
+        assert!(
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 3i64}),
+            "every operator on a field must hold"
+        );
+        assert!(
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 1}),
+            "every operator on a field must hold"
+        );
+        assert!(
+            !f(json!({"n": {"$gt": 1}})).matches(&doc! {"n": "5"}),
+            "strings are not numbers"
+        );
+        assert!(f(json!({"s": {"$lt": "b"}})).matches(&doc! {"s": "abc"}));
+    }
+
+    #[test]
+    fn arrays_and_dotted_paths() {
+        let tag = f(json!({"tags": "x"}));
+        assert!(tag.matches(&doc! {"tags": ["y", "x"]}));
+        assert!(!tag.matches(&doc! {"tags": ["y"]}));
+        assert!(
+            f(json!({"tags": ["y", "x"]})).matches(&doc! {"tags": ["y", "x"]}),
+            "whole-array equality"
+        );
+        assert!(!f(json!({"tags": ["x", "y"]})).matches(&doc! {"tags": ["y", "x"]}));
+        assert!(f(json!({"tags": {"$in": ["z", "x"]}})).matches(&doc! {"tags": ["x"]}));
+        assert!(f(json!({"scores": {"$gt": 8}})).matches(&doc! {"scores": [1, 9]}));
+        assert!(!f(json!({"scores": {"$gt": 9}})).matches(&doc! {"scores": [1, 9]}));
+        let dotted = f(json!({"members.role": "owner"}));
+        assert!(dotted.matches(&doc! {"members": [{"role": "user"}, {"role": "owner"}]}));
+        assert!(dotted.matches(&doc! {"members": {"role": "owner"}}));
+        assert!(!dotted.matches(&doc! {"members": [{"role": "user"}]}));
+        assert!(f(json!({"a.b.c": 1})).matches(&doc! {"a": [{"b": [{"c": 2}, {"c": 1}]}]}));
+        assert!(
+            f(json!({"a.1": "y"})).matches(&doc! {"a": ["x", "y"]}),
+            "numeric segments index arrays"
+        );
+        assert!(!f(json!({"a.0": "y"})).matches(&doc! {"a": ["x", "y"]}));
+        assert!(f(json!({"a.x": {"$exists": false}})).matches(&doc! {"a": 5}));
+    }
+
+    #[test]
+    fn missing_and_null() {
+        let null = f(json!({"f": null}));
+        assert!(null.matches(&doc! {}));
+        assert!(null.matches(&doc! {"f": null}));
+        assert!(!null.matches(&doc! {"f": 0}));
+        assert!(
+            f(json!({"f": {"$ne": 5}})).matches(&doc! {}),
+            "$ne holds when the field is missing"
+        );
+        assert!(!f(json!({"f": {"$ne": 5}})).matches(&doc! {"f": [1, 5]}));
+        assert!(f(json!({"f": {"$nin": [1, 2]}})).matches(&doc! {}));
+        assert!(!f(json!({"f": {"$nin": [1, 2]}})).matches(&doc! {"f": 2}));
+        assert!(!f(json!({"f": {"$gt": 1}})).matches(&doc! {}));
+        assert!(f(json!({"f": {"$exists": true}})).matches(&doc! {"f": null}));
+        assert!(!f(json!({"f": {"$exists": true}})).matches(&doc! {}));
+        assert!(f(json!({"f": {"$exists": false}})).matches(&doc! {"g": 1}));
+        assert!(f(json!({"f": {"$gte": null}})).matches(&doc! {}));
+        assert!(!f(json!({"f": {"$gt": null}})).matches(&doc! {}));
+        assert!(f(json!({"f": {"$in": [null]}})).matches(&doc! {}));
+        assert!(f(json!({"a.b": null})).matches(&doc! {"a": [{"c": 1}]}));
+    }
+
+    #[test]
+    fn logical_operators() {
+        let either = f(json!({"$or": [{"t": "c"}, {"t": "p", "archived": {"$ne": true}}]}));
+        assert!(either.matches(&doc! {"t": "c"}));
+        assert!(either.matches(&doc! {"t": "p"}));
+        assert!(!either.matches(&doc! {"t": "p", "archived": true}));
+        assert!(!either.matches(&doc! {"t": "d"}));
+        let both = f(json!({"$and": [{"n": {"$gte": 1}}, {"$or": [{"n": 5}, {"m": 1}]}]}));
+        assert!(both.matches(&doc! {"n": 5}));
+        assert!(both.matches(&doc! {"n": 2, "m": 1}));
+        assert!(!both.matches(&doc! {"n": 2}));
+        let not = f(json!({"n": {"$not": {"$gt": 5}}}));
+        assert!(not.matches(&doc! {"n": 3}));
+        assert!(not.matches(&doc! {}), "$not matches a missing field");
+        assert!(!not.matches(&doc! {"n": 6}));
+        let not_range = f(json!({"n": {"$not": {"$gt": 1, "$lt": 5}}}));
+        assert!(not_range.matches(&doc! {"n": 7}));
+        assert!(!not_range.matches(&doc! {"n": 3}));
+        let systems = f(json!({"t": {"$in": ["USER_JOINED", "USER_LEFT"]}}));
+        assert!(systems.matches(&doc! {"t": "USER_LEFT"}));
+        assert!(!systems.matches(&doc! {"t": "USER"}));
+    }
+}

@@ -1,0 +1,168 @@
+//! MongoDB document → Zero row, as pure functions.
+//!
+//! Each table's filter and projection are compiled to BSON once, at start-up
+//! ([`CompiledTable::compile`]); then every change event only walks the document. `row` returns
+//! every column of the table (by server name) and nothing else, converted by the declared column
+//! type; values that do not fit come back as null plus a [`Coercion`], for the caller to log and
+//! count without dropping the row.
+
+pub mod filter;
+pub mod projection;
+pub mod values;
+
+use bson::{Bson, Document};
+use serde_json::{Map, Value};
+use zerostack_spec::{ColumnType, TableSpec};
+
+use filter::CompiledFilter;
+use projection::{Eval, Plan};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RowsError {
+    /// A filter or projection value that cannot become BSON (e.g. bad extended JSON).
+    #[error("table {table:?}: {path}: {message}")]
+    Compile {
+        table: String,
+        path: String,
+        message: String,
+    },
+}
+
+/// A table with its filter and projection compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledTable {
+    spec: TableSpec,
+    filter: Option<CompiledFilter>,
+    /// One plan per column, in column order.
+    plans: Vec<Plan>,
+    /// Indexes into `spec.columns` of the primary key columns, in key order.
+    key_columns: Vec<usize>,
+}
+
+/// A converted row: every column of the table by server name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub values: Map<String, Value>,
+    pub coerced: Vec<Coercion>,
+}
+
+/// A value that did not fit its column and was sent as null.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coercion {
+    /// Server column name.
+    pub column: String,
+    /// The BSON type found (MongoDB's `$type` name, e.g. "string", "objectId").
+    pub found: &'static str,
+    pub expected: ColumnType,
+}
+
+impl CompiledTable {
+    pub fn compile(spec: &TableSpec) -> Result<CompiledTable, RowsError> {
+        let err = |(path, message): (String, String)| RowsError::Compile {
+            table: spec.name.clone(),
+            path,
+            message,
+        };
+        let filter = spec
+            .filter
+            .as_ref()
+            .map(CompiledFilter::compile)
+            .transpose()
+            .map_err(err)?;
+        let plans = spec
+            .columns
+            .iter()
+            .map(|c| Plan::compile(&c.server_name, spec.projection.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let key_columns = spec
+            .primary_key
+            .iter()
+            .map(|k| {
+                spec.columns
+                    .iter()
+                    .position(|c| &c.server_name == k)
+                    .ok_or_else(|| RowsError::Compile {
+                        table: spec.name.clone(),
+                        path: "primaryKey".into(),
+                        message: format!("key column {k:?} is not a column"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledTable {
+            spec: spec.clone(),
+            filter,
+            plans,
+            key_columns,
+        })
+    }
+
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Whether the document belongs to this table (no filter: every document does).
+    pub fn matches(&self, doc: &Document) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(doc))
+    }
+
+    /// The row for a document: projection, then per-column conversion.
+    pub fn row(&self, doc: &Document) -> Row {
+        let mut values = Map::with_capacity(self.plans.len());
+        let mut coerced = Vec::new();
+        for (col, plan) in self.spec.columns.iter().zip(&self.plans) {
+            let v = convert(col.kind, plan.eval(doc)).unwrap_or_else(|found| {
+                coerced.push(Coercion {
+                    column: col.server_name.clone(),
+                    found,
+                    expected: col.kind,
+                });
+                Value::Null
+            });
+            values.insert(col.server_name.clone(), v);
+        }
+        Row { values, coerced }
+    }
+
+    /// The row key (server column names → values) from a change event's `documentKey`.
+    ///
+    /// Each key column is read the way `row` reads it (so a rename reads its source field); if
+    /// the documentKey lacks it and `documentKey._id` is a sub-document, it is read inside `_id`
+    /// (documents keyed by a composite `_id`, like `zero_clients`). `None` if any key value is
+    /// missing, null or does not fit its column.
+    pub fn key_from_document_key(&self, document_key: &Document) -> Option<Map<String, Value>> {
+        let id_doc = match document_key.get("_id") {
+            Some(Bson::Document(d)) => Some(d),
+            _ => None,
+        };
+        let mut key = Map::with_capacity(self.key_columns.len());
+        for &i in &self.key_columns {
+            let col = &self.spec.columns[i];
+            let plan = &self.plans[i];
+            let mut found = plan.eval(document_key);
+            if matches!(found, Eval::Missing)
+                && let Some(d) = id_doc
+            {
+                found = plan.eval(d);
+            }
+            match convert(col.kind, found) {
+                Ok(Value::Null) | Err(_) => return None,
+                Ok(v) => {
+                    key.insert(col.server_name.clone(), v);
+                }
+            }
+        }
+        Some(key)
+    }
+}
+
+fn convert(kind: ColumnType, v: Eval<'_>) -> Result<Value, &'static str> {
+    match v {
+        Eval::Missing => Ok(Value::Null),
+        Eval::Value(b) => values::to_column(Some(&b), kind),
+        Eval::CastFailed(found) => Err(found),
+    }
+}
+
+#[cfg(test)]
+mod tests;

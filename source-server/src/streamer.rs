@@ -1,0 +1,347 @@
+//! Streaming: change events → Zero transactions, after a resume point.
+//!
+//! Rules this module keeps (ARCHITECTURE.md, "Streaming"):
+//! - one MongoDB transaction (or one cluster time) is never split across Zero transactions;
+//! - a group is complete when the next event belongs to another group, or when a `getMore`
+//!   comes back empty — then it is sent at once, never held for the next write;
+//! - under backlog, complete groups already read are coalesced into one Zero transaction up to
+//!   a row/byte limit, committed at the last group's watermark (zero-cache pays a fixed cost per
+//!   transaction, so this is what lets a burst go at its row rate);
+//! - every write is awaited, so a slow zero-cache slows the change stream read instead of
+//!   growing memory; a group larger than the byte limit is streamed rather than buffered;
+//! - a replay (the backlog that existed when the connection opened) is never coalesced: after
+//!   a crash zero-cache's replica may be at any watermark we sent before, possibly one its change
+//!   DB had not stored yet, and it can only catch up if that exact watermark is a commit of the
+//!   replay. Every earlier commit ended at a MongoDB group, so one commit per group reproduces
+//!   them all;
+//! - when idle, an empty transaction at the post-batch resume time moves zero-cache's resume
+//!   point so that an idle collection does not fall off the oplog.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::changes::{Batch, ChangeCursor, ChangeError, ChangeEvent, GroupId, Operation};
+use crate::downstream::{Downstream, DownstreamClosed};
+use crate::metrics::Metrics;
+use crate::protocol;
+use crate::rowchanges::event_changes;
+use crate::status::{ConnectionStatus, now_ms};
+use crate::watermark::ClusterTime;
+
+/// Tuning of the streaming loop.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct StreamLimits {
+    /// Most row changes coalesced into one Zero transaction (a larger MongoDB transaction is
+    /// still sent whole).
+    pub max_rows_per_transaction: usize,
+    /// Most bytes of messages buffered for one Zero transaction before it is committed (or, for
+    /// a single large MongoDB transaction, streamed).
+    pub max_bytes_per_transaction: usize,
+    /// How long a `getMore` waits when a transaction may still have events in flight.
+    pub probe_ms: u64,
+    /// How long a `getMore` waits when the stream is idle.
+    pub idle_poll_ms: u64,
+    /// How often an idle stream commits an empty transaction to advance the resume point.
+    pub keepalive_ms: u64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_rows_per_transaction: 2000,
+            max_bytes_per_transaction: 4 << 20,
+            probe_ms: 1,
+            idle_poll_ms: 1000,
+            keepalive_ms: 10_000,
+        }
+    }
+}
+
+/// Why streaming stopped.
+#[derive(Debug)]
+pub enum StreamEnd {
+    Closed,
+    ResetRequired(String),
+    Failed(ChangeError),
+}
+
+impl From<DownstreamClosed> for StreamEnd {
+    fn from(_: DownstreamClosed) -> Self {
+        StreamEnd::Closed
+    }
+}
+
+struct OpenGroup {
+    id: GroupId,
+    time: ClusterTime,
+    wall_ms: Option<i64>,
+    messages: Vec<String>,
+    bytes: usize,
+    rows: usize,
+    /// Too large to buffer: its `begin` and earlier messages are already sent.
+    streaming: bool,
+}
+
+#[derive(Default)]
+struct Pending {
+    messages: Vec<String>,
+    bytes: usize,
+    rows: usize,
+    last: Option<(ClusterTime, Option<i64>)>,
+}
+
+pub struct Streamer<'a, D: Downstream> {
+    catalog: &'a Catalog,
+    metrics: &'a Metrics,
+    status: &'a ConnectionStatus,
+    limits: &'a StreamLimits,
+    down: &'a mut D,
+    /// The last watermark committed downstream (or resumed from): nothing at or before it is sent.
+    last_commit: ClusterTime,
+    last_send: Instant,
+    open: Option<OpenGroup>,
+    pending: Pending,
+    /// Groups at or before this time are part of the replay and are committed one by one.
+    replay_until: Option<ClusterTime>,
+}
+
+impl<'a, D: Downstream> Streamer<'a, D> {
+    pub fn new(
+        catalog: &'a Catalog,
+        metrics: &'a Metrics,
+        status: &'a ConnectionStatus,
+        limits: &'a StreamLimits,
+        down: &'a mut D,
+        resume_after: ClusterTime,
+    ) -> Self {
+        Streamer {
+            catalog,
+            metrics,
+            status,
+            limits,
+            down,
+            last_commit: resume_after,
+            last_send: Instant::now(),
+            open: None,
+            pending: Pending::default(),
+            replay_until: Some(ClusterTime::from_u64(u64::MAX)),
+        }
+    }
+
+    /// Bounds the replay (see the module comment) by the stream's opening time; without it the
+    /// replay lasts until the stream first catches up.
+    pub fn replay_until(mut self, opened_at: Option<ClusterTime>) -> Self {
+        if let Some(t) = opened_at {
+            self.replay_until = Some(t);
+        }
+        self
+    }
+
+    /// Streams until the downstream closes, a reset is required, or MongoDB fails.
+    pub async fn run(&mut self, cursor: &mut ChangeCursor) -> StreamEnd {
+        loop {
+            let wait = if self.open.is_some() {
+                self.limits.probe_ms
+            } else {
+                self.limits.idle_poll_ms
+            };
+            let batch = match cursor.next_batch(Duration::from_millis(wait)).await {
+                Ok(b) => b,
+                Err(e) => return StreamEnd::Failed(e),
+            };
+            if let Err(end) = self.on_batch(batch).await {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one `getMore` worth of events. Public for tests that feed batches directly.
+    pub async fn on_batch(&mut self, batch: Batch) -> Result<(), StreamEnd> {
+        if batch.events.is_empty() {
+            // Caught up: whatever is open is complete, and the replay is over.
+            self.replay_until = None;
+            self.close_open().await?;
+            self.flush_pending().await?;
+            self.maybe_keepalive(batch.resume_time).await?;
+            return Ok(());
+        }
+        for event in batch.events {
+            if event.cluster_time <= self.last_commit {
+                continue;
+            }
+            if let Operation::Invalidating(op) = &event.operation {
+                let mapped = event
+                    .collection
+                    .as_deref()
+                    .is_none_or(|c| self.catalog.is_mapped(c));
+                if mapped {
+                    self.close_open().await?;
+                    self.flush_pending().await?;
+                    let what = event.collection.as_deref().unwrap_or("the database");
+                    return Err(StreamEnd::ResetRequired(format!(
+                        "MongoDB reported `{op}` for {what}; the replica must be rebuilt"
+                    )));
+                }
+                continue;
+            }
+            self.metrics.event(op_name(&event.operation));
+            if self.open.as_ref().is_some_and(|g| g.id != event.group) {
+                self.close_open().await?;
+            }
+            self.add_to_open(event).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_to_open(&mut self, event: ChangeEvent) -> Result<(), StreamEnd> {
+        let group = self.open.get_or_insert_with(|| OpenGroup {
+            id: event.group.clone(),
+            time: event.cluster_time,
+            wall_ms: event.wall_time_ms,
+            messages: Vec::new(),
+            bytes: 0,
+            rows: 0,
+            streaming: false,
+        });
+        let start = group.messages.len();
+        group.rows += event_changes(self.catalog, &event, self.metrics, &mut group.messages);
+        group.bytes += group.messages[start..].iter().map(String::len).sum::<usize>();
+        if group.streaming {
+            let messages: Vec<String> = group.messages.drain(..).collect();
+            for m in messages {
+                self.send(m).await?;
+            }
+        } else if group.bytes > self.limits.max_bytes_per_transaction {
+            // One MongoDB transaction bigger than the buffer: commit what is pending, then
+            // stream this one as it is read. Its watermark is known from its first event.
+            self.flush_pending().await?;
+            let group = self.open.as_mut().expect("open group");
+            group.streaming = true;
+            let begin = protocol::begin(&group.time.to_watermark());
+            let messages: Vec<String> = group.messages.drain(..).collect();
+            self.send(begin).await?;
+            for m in messages {
+                self.send(m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_open(&mut self) -> Result<(), StreamEnd> {
+        let Some(group) = self.open.take() else {
+            return Ok(());
+        };
+        if group.streaming {
+            let w = group.time.to_watermark();
+            self.send(protocol::commit(&w, commit_ms(group.time, group.wall_ms)))
+                .await?;
+            self.down.flush().await?;
+            self.committed(group.time, group.wall_ms, group.rows);
+            return Ok(());
+        }
+        self.pending.bytes += group.bytes;
+        self.pending.rows += group.rows;
+        self.pending.messages.extend(group.messages);
+        self.pending.last = Some((group.time, group.wall_ms));
+        if self.replay_until.is_some_and(|t| group.time <= t)
+            || self.pending.rows >= self.limits.max_rows_per_transaction
+            || self.pending.bytes >= self.limits.max_bytes_per_transaction
+        {
+            self.flush_pending().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_pending(&mut self) -> Result<(), StreamEnd> {
+        let Some((time, wall_ms)) = self.pending.last.take() else {
+            return Ok(());
+        };
+        let pending = std::mem::take(&mut self.pending);
+        let w = time.to_watermark();
+        self.send(protocol::begin(&w)).await?;
+        for m in pending.messages {
+            self.send(m).await?;
+        }
+        self.send(protocol::commit(&w, commit_ms(time, wall_ms)))
+            .await?;
+        self.down.flush().await?;
+        self.committed(time, wall_ms, pending.rows);
+        Ok(())
+    }
+
+    async fn maybe_keepalive(&mut self, resume_time: Option<ClusterTime>) -> Result<(), StreamEnd> {
+        let Some(resume_time) = resume_time else {
+            return Ok(());
+        };
+        if self.last_send.elapsed() < Duration::from_millis(self.limits.keepalive_ms) {
+            return Ok(());
+        }
+        // A post-batch token can be a "high water mark" whose time a later event may still
+        // carry; everything strictly before it is final.
+        let safe = resume_time.prev();
+        if safe <= self.last_commit {
+            self.last_send = Instant::now();
+            return Ok(());
+        }
+        let w = safe.to_watermark();
+        self.send(protocol::begin(&w)).await?;
+        self.send(protocol::commit(&w, safe.epoch_ms())).await?;
+        self.down.flush().await?;
+        self.metrics.keepalives.inc();
+        self.committed(safe, None, 0);
+        Ok(())
+    }
+
+    async fn send(&mut self, message: String) -> Result<(), DownstreamClosed> {
+        self.metrics.bytes_sent.inc_by(message.len() as u64);
+        self.down.feed(message).await
+    }
+
+    fn committed(&mut self, time: ClusterTime, wall_ms: Option<i64>, rows: usize) {
+        self.last_commit = time;
+        self.last_send = Instant::now();
+        self.metrics.transactions.inc();
+        self.metrics.rows_sent.inc_by(rows as u64);
+        let commit_time = commit_ms(time, wall_ms);
+        let lag = now_ms().saturating_sub(commit_time);
+        if rows > 0 {
+            self.metrics.lag_ms.set(lag as i64);
+        }
+        self.status.update(|v| {
+            v.last_watermark_sent = Some(time.to_watermark());
+            v.last_commit_time_ms = Some(commit_time);
+            v.transactions_sent += 1;
+            if rows > 0 {
+                v.lag_ms = Some(lag);
+            }
+        });
+    }
+}
+
+fn commit_ms(time: ClusterTime, wall_ms: Option<i64>) -> u64 {
+    wall_ms
+        .and_then(|w| u64::try_from(w).ok())
+        .unwrap_or_else(|| time.epoch_ms())
+}
+
+fn op_name(op: &Operation) -> &str {
+    match op {
+        Operation::Insert => "insert",
+        Operation::Update => "update",
+        Operation::Replace => "replace",
+        Operation::Delete => "delete",
+        Operation::Invalidating(o) | Operation::Other(o) => o,
+    }
+}
+
+/// Logs how a stream ended, at the right level.
+pub fn log_end(end: &StreamEnd) {
+    match end {
+        StreamEnd::Closed => info!("zero-cache closed the stream"),
+        StreamEnd::ResetRequired(why) => warn!(reason = %why, "sent reset-required"),
+        StreamEnd::Failed(e) => warn!(error = %e, "change stream ended; zero-cache will resume from its last watermark"),
+    }
+}

@@ -1,0 +1,150 @@
+// A real Zero client (`@rocicorp/zero` 1.9.0, in memory) for end-to-end tests: it proves that a
+// row written to MongoDB travels through source-server and zero-cache to a client, using the
+// same client code a browser runs.
+//
+// Usage: node zero-client.mjs --url http://127.0.0.1:PORT --schema schema.json --table NAME
+//          [--user-id U] [--auth TOKEN] [--until-json '{"id":"a"}'] [--timeout-ms N]
+// The schema file is a Zero schema as JSON (what JSON.stringify(schema) gives; a wrapper
+// {"schema": {...}} is accepted too). The client runs a plain (legacy) ZQL query over the whole
+// table and prints one JSON line per result-set change: {"resultType", "rows"}. It exits 0 as
+// soon as a row containing every property of --until-json appears (without --until-json: on
+// the first complete result), and 1 on timeout (default 30 s), after printing what it saw.
+import { readFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
+import WebSocket from 'ws';
+import { Zero, boolean, createSchema, json, number, string, table } from '@rocicorp/zero';
+
+function usage(msg) {
+  process.stderr.write(
+    `zero-client: ${msg}\nusage: node zero-client.mjs --url URL --schema FILE --table NAME [--user-id U] [--auth TOKEN] [--until-json JSON] [--timeout-ms N]\n`,
+  );
+  process.exit(2);
+}
+
+const opts = { timeoutMs: 30000 };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const flag = argv[i];
+  const value = argv[i + 1];
+  if (value === undefined) usage(`${flag} needs a value`);
+  i++;
+  switch (flag) {
+    case '--url': opts.url = value; break;
+    case '--schema': opts.schema = value; break;
+    case '--table': opts.table = value; break;
+    case '--user-id': opts.userId = value; break;
+    case '--auth': opts.auth = value; break;
+    case '--until-json':
+      try {
+        opts.until = JSON.parse(value);
+      } catch (e) {
+        usage(`--until-json is not JSON (${e.message}): ${value}`);
+      }
+      if (typeof opts.until !== 'object' || opts.until === null || Array.isArray(opts.until)) {
+        usage(`--until-json must be a JSON object (a subset of a row), got ${value}`);
+      }
+      break;
+    case '--timeout-ms':
+      opts.timeoutMs = Number(value);
+      if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) usage(`--timeout-ms must be a positive number, got ${value}`);
+      break;
+    default: usage(`unknown option ${flag}`);
+  }
+}
+for (const required of ['url', 'schema', 'table']) {
+  if (!opts[required]) usage(`--${required} is required`);
+}
+
+// Builds a Zero schema at run time from its JSON form, so the client sees exactly the schema the
+// source publishes (the same file source-server and the app use).
+function buildSchema(file) {
+  let raw;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    usage(`cannot read schema ${file}: ${e.message}`);
+  }
+  if (raw && raw.schema && !raw.tables) raw = raw.schema;
+  if (!raw || typeof raw.tables !== 'object') usage(`${file}: $.tables: missing; expected a Zero schema as JSON`);
+  const builders = { string, number, boolean, json, null: json };
+  const tables = Object.entries(raw.tables).map(([key, t]) => {
+    let tb = table(t.name ?? key);
+    if (t.serverName) tb = tb.from(t.serverName);
+    const columns = {};
+    for (const [col, c] of Object.entries(t.columns ?? {})) {
+      const make = builders[c.type];
+      if (!make) usage(`${file}: $.tables.${key}.columns.${col}.type: unknown type ${JSON.stringify(c.type)}`);
+      let cb = make();
+      if (c.serverName) cb = cb.from(c.serverName);
+      if (c.optional) cb = cb.optional();
+      columns[col] = cb;
+    }
+    const pk = t.primaryKey ?? [];
+    if (pk.length === 0) usage(`${file}: $.tables.${key}.primaryKey: missing or empty`);
+    return tb.columns(columns).primaryKey(...pk);
+  });
+  return createSchema({ tables, enableLegacyQueries: true });
+}
+
+const schema = buildSchema(opts.schema);
+if (!schema.tables[opts.table]) {
+  usage(`--table ${opts.table}: not in ${opts.schema} (tables: ${Object.keys(schema.tables).join(', ')})`);
+}
+
+// Node 20 has no global WebSocket; the Zero client expects the browser one. A browser socket
+// reports a failed connect through its 'error' event and then closes; `ws` additionally throws
+// an unhandled EventEmitter 'error' unless someone listens, which would kill the client instead
+// of letting it retry.
+class BrowserLikeWebSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.on('error', () => {});
+  }
+}
+globalThis.WebSocket ??= BrowserLikeWebSocket;
+
+const containsSubset = (row, subset) => Object.entries(subset).every(([k, v]) => isDeepStrictEqual(row[k], v));
+const print = obj => process.stdout.write(`${JSON.stringify(obj)}\n`);
+
+const z = new Zero({
+  cacheURL: opts.url,
+  schema,
+  ...(opts.userId ? { userID: opts.userId } : {}),
+  ...(opts.auth ? { auth: opts.auth } : {}),
+  kvStore: 'mem',
+  logLevel: 'warn',
+  // Keep stdout for result lines only.
+  logSink: { log: (level, _ctx, ...args) => process.stderr.write(`zero-client ${level}: ${args.map(a => (a instanceof Error ? a.stack : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}\n`) },
+});
+
+let last = [];
+let done = false;
+async function finish(code, reason) {
+  if (done) return;
+  done = true;
+  if (reason) process.stderr.write(`zero-client: ${reason}\n`);
+  try {
+    await Promise.race([z.close(), new Promise(r => setTimeout(r, 2000))]);
+  } catch {
+    // closing is best effort: the result is already decided
+  }
+  process.exit(code);
+}
+
+const view = z.materialize(z.query[opts.table]);
+view.addListener((data, resultType, error) => {
+  if (done) return;
+  const rows = JSON.parse(JSON.stringify(data));
+  last = rows;
+  print({ resultType, rows, ...(error ? { error } : {}) });
+  if (resultType === 'error') return;
+  if (opts.until ? rows.some(r => containsSubset(r, opts.until)) : resultType === 'complete') {
+    finish(0);
+  }
+});
+
+setTimeout(() => {
+  finish(1, `timeout after ${opts.timeoutMs} ms: no row of ${opts.table} matched ${JSON.stringify(opts.until ?? 'a complete result')}; last result had ${last.length} rows: ${JSON.stringify(last).slice(0, 2000)}`);
+}, opts.timeoutMs).unref?.();
+// The timer must keep the process alive even if Zero's sockets do not.
+setInterval(() => {}, 1 << 30);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Starts the whole ZeroStack locally: MongoDB, PostgreSQL, source-server, zero-cache and the
+# ZRocket app, each as a process on 127.0.0.1. Installs what is missing first, builds the
+# workspace binaries, then runs the testkit's `stack` binary, which prints what runs where and
+# stops everything on Ctrl-C.
+#   STACK_DIR=dir   keep the state (data, logs, secrets) there instead of a temp dir
+#   SOURCE_PORT / ZERO_PORT / APP_PORT   preferred ports (8001 / 4848 / 8011)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+"$REPO/tests/install.sh" all
+echo "[stack] cargo build --bins"
+if ! cargo build --bins; then
+    # Parts of the workspace may be mid-change; the stack still runs what did build.
+    echo "[stack] workspace build failed; building only the stack runner" >&2
+    cargo build -p zerostack-testkit --bin stack
+fi
+exec "$REPO/target/debug/stack" "$@"
