@@ -100,9 +100,11 @@ impl Catalog {
             .collect();
         for spec in required_tables(shard, bookkeeping) {
             let compiled = Arc::new(CompiledTable::compile(&spec)?);
-            tables.push(PublishedTable::new(compiled, |c| match c.server_name.as_str() {
-                "lastMutationID" | "mutationID" => "int8",
-                _ => data_type_for(c.kind),
+            tables.push(PublishedTable::new(compiled, |c| {
+                match c.server_name.as_str() {
+                    "lastMutationID" | "mutationID" => "int8",
+                    _ => data_type_for(c.kind),
+                }
             }));
         }
         let mut by_collection: HashMap<String, Vec<usize>> = HashMap::new();
@@ -116,9 +118,21 @@ impl Catalog {
             schema: shard.app_id.clone(),
             name: "permissions".into(),
             columns: vec![
-                ColumnDef { name: "lock".into(), data_type: "bool", not_null: true },
-                ColumnDef { name: "permissions".into(), data_type: "json", not_null: false },
-                ColumnDef { name: "hash".into(), data_type: "text", not_null: false },
+                ColumnDef {
+                    name: "lock".into(),
+                    data_type: "bool",
+                    not_null: true,
+                },
+                ColumnDef {
+                    name: "permissions".into(),
+                    data_type: "json",
+                    not_null: false,
+                },
+                ColumnDef {
+                    name: "hash".into(),
+                    data_type: "text",
+                    not_null: false,
+                },
             ],
             primary_key: vec!["lock".into()],
         };
@@ -205,7 +219,11 @@ fn required_tables(shard: &Shard, bookkeeping: &Bookkeeping) -> [TableSpec; 2] {
                 column("mutation", ColumnType::Json, true),
                 column("result", ColumnType::Json, true),
             ],
-            primary_key: vec!["clientGroupID".into(), "clientID".into(), "mutationID".into()],
+            primary_key: vec![
+                "clientGroupID".into(),
+                "clientID".into(),
+                "mutationID".into(),
+            ],
         },
     ]
 }

@@ -274,7 +274,9 @@ fn resume_time_of(cursor: &Document) -> Result<Option<ClusterTime>, ChangeError>
 fn take_cursor(mut reply: Document, command: &str) -> Result<Document, ChangeError> {
     match reply.remove("cursor") {
         Some(Bson::Document(c)) => Ok(c),
-        _ => Err(ChangeError::Malformed(format!("{command} reply without cursor"))),
+        _ => Err(ChangeError::Malformed(format!(
+            "{command} reply without cursor"
+        ))),
     }
 }
 
@@ -307,7 +309,10 @@ mod tests {
 
     #[test]
     fn transaction_events_share_a_group_and_plain_writes_group_by_time() {
-        let t = Timestamp { time: 10, increment: 2 };
+        let t = Timestamp {
+            time: 10,
+            increment: 2,
+        };
         let txn = |coll: &str| {
             doc! {
                 "operationType": "insert", "clusterTime": t, "ns": {"db": "d", "coll": coll},
@@ -331,9 +336,13 @@ mod tests {
 
     #[test]
     fn drops_renames_and_invalidates_are_flagged() {
-        let t = Timestamp { time: 1, increment: 1 };
+        let t = Timestamp {
+            time: 1,
+            increment: 1,
+        };
         for op in ["drop", "rename", "dropDatabase", "invalidate"] {
-            let e = ChangeEvent::from_document(doc! {"operationType": op, "clusterTime": t}).unwrap();
+            let e =
+                ChangeEvent::from_document(doc! {"operationType": op, "clusterTime": t}).unwrap();
             assert_eq!(e.operation, Operation::Invalidating(op.into()));
         }
         assert!(ChangeEvent::from_document(doc! {"operationType": "insert"}).is_err());

@@ -230,24 +230,46 @@ impl Settings {
             };
         let (mappings_file, mappings_url, mappings_inline) =
             if cli.table_mappings_file.is_some() || cli.table_mappings_url.is_some() {
-                (cli.table_mappings_file.clone(), cli.table_mappings_url.clone(), None)
+                (
+                    cli.table_mappings_file.clone(),
+                    cli.table_mappings_url.clone(),
+                    None,
+                )
             } else {
-                (file.table_mappings_file, file.table_mappings_url, file.table_mappings)
+                (
+                    file.table_mappings_file,
+                    file.table_mappings_url,
+                    file.table_mappings,
+                )
             };
         let (perm_file, perm_url, perm_inline) =
             if cli.permissions_file.is_some() || cli.permissions_url.is_some() {
-                (cli.permissions_file.clone(), cli.permissions_url.clone(), None)
+                (
+                    cli.permissions_file.clone(),
+                    cli.permissions_url.clone(),
+                    None,
+                )
             } else {
-                (file.permissions_file, file.permissions_url, file.permissions)
+                (
+                    file.permissions_file,
+                    file.permissions_url,
+                    file.permissions,
+                )
             };
         let schema = pick_input("schema", schema_file, schema_url, schema_inline)?.ok_or_else(|| {
             ConfigError::Invalid(
                 "no schema: set ZERO_SCHEMA_FILE or ZERO_SCHEMA_URL (or `schema` in the config file)".into(),
             )
         })?;
-        let mongodb_uri = cli.mongodb_uri.clone().or(file.mongodb_uri).ok_or_else(|| {
-            ConfigError::Invalid("no MongoDB: set MONGODB_URI (a replica set connection string)".into())
-        })?;
+        let mongodb_uri = cli
+            .mongodb_uri
+            .clone()
+            .or(file.mongodb_uri)
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "no MongoDB: set MONGODB_URI (a replica set connection string)".into(),
+                )
+            })?;
         let log_format = match cli
             .log_format
             .clone()
@@ -283,10 +305,19 @@ impl Settings {
         Ok(Settings {
             mongodb_uri: Secret(mongodb_uri),
             mongodb_database: cli.mongodb_database.clone().or(file.mongodb_database),
-            host: cli.host.clone().or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
+            host: cli
+                .host
+                .clone()
+                .or(file.host)
+                .unwrap_or_else(|| "0.0.0.0".into()),
             port: cli.port.or(file.port).unwrap_or(8001),
             schema,
-            table_mappings: pick_input("table mappings", mappings_file, mappings_url, mappings_inline)?,
+            table_mappings: pick_input(
+                "table mappings",
+                mappings_file,
+                mappings_url,
+                mappings_inline,
+            )?,
             permissions: pick_input("permissions", perm_file, perm_url, perm_inline)?,
             source_token: token.map(Secret),
             clients_collection: cli
@@ -343,11 +374,20 @@ mod tests {
 
     #[test]
     fn defaults_and_required_settings() {
-        let s = Settings::resolve(&cli(&["--mongodb-uri", "mongodb://u:p@h/db", "--schema-file", "s.json"])).unwrap();
+        let s = Settings::resolve(&cli(&[
+            "--mongodb-uri",
+            "mongodb://u:p@h/db",
+            "--schema-file",
+            "s.json",
+        ]))
+        .unwrap();
         assert_eq!(s.port, 8001);
         assert_eq!(s.clients_collection, "zero_clients");
         assert_eq!(s.schema, Input::File("s.json".into()));
-        assert!(!format!("{s:?}").contains("u:p"), "the URI must never be printed");
+        assert!(
+            !format!("{s:?}").contains("u:p"),
+            "the URI must never be printed"
+        );
         let e = Settings::resolve(&cli(&["--mongodb-uri", "mongodb://h/db"])).unwrap_err();
         assert!(e.to_string().contains("ZERO_SCHEMA_FILE"), "{e}");
         let e = Settings::resolve(&cli(&["--schema-file", "s.json"])).unwrap_err();
@@ -366,6 +406,9 @@ mod tests {
         std::fs::write(&p, "mongodb_uri: x\nshema_file: s.json\n").unwrap();
         let e = Settings::resolve(&cli(&["--config", p.to_str().unwrap()])).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("c.yaml") && msg.contains("shema_file"), "{msg}");
+        assert!(
+            msg.contains("c.yaml") && msg.contains("shema_file"),
+            "{msg}"
+        );
     }
 }

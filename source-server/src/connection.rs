@@ -47,8 +47,14 @@ pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: A
         app_id: params.app_id.clone(),
         shard_num: params.shard_num,
     };
-    let mode = if params.last_watermark.is_some() { "streaming" } else { "initial-sync" };
-    let registration = state.connections.register(&shard.app_id, shard.shard_num, mode);
+    let mode = if params.last_watermark.is_some() {
+        "streaming"
+    } else {
+        "initial-sync"
+    };
+    let registration = state
+        .connections
+        .register(&shard.app_id, shard.shard_num, mode);
     state.metrics.connections.inc();
     let _dec = scopeguard(|| {
         state.metrics.connections.dec();

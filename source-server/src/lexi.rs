@@ -43,7 +43,9 @@ pub fn to_lexi(v: u64) -> String {
 /// Decodes a LexiVersion (`versionFromLexi` in zero-cache).
 pub fn from_lexi(s: &str) -> Result<u64, LexiError> {
     let bytes = s.as_bytes();
-    let (&prefix, rest) = bytes.split_first().ok_or_else(|| LexiError::Empty(s.into()))?;
+    let (&prefix, rest) = bytes
+        .split_first()
+        .ok_or_else(|| LexiError::Empty(s.into()))?;
     let expected_len = digit(prefix).ok_or_else(|| LexiError::BadDigit(s.into()))? as usize + 1;
     if rest.len() != expected_len {
         return Err(LexiError::BadLength(s.into()));
@@ -82,7 +84,18 @@ mod tests {
 
     #[test]
     fn round_trips_and_sorts_like_numbers() {
-        let samples = [0u64, 1, 35, 36, 1295, 1296, 1 << 32, (1 << 40) + 7, u64::MAX - 1, u64::MAX];
+        let samples = [
+            0u64,
+            1,
+            35,
+            36,
+            1295,
+            1296,
+            1 << 32,
+            (1 << 40) + 7,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for w in samples.windows(2) {
             let (a, b) = (to_lexi(w[0]), to_lexi(w[1]));
             assert!(a < b, "{a} !< {b}");
@@ -96,7 +109,13 @@ mod tests {
         assert!(matches!(from_lexi(""), Err(LexiError::Empty(_))));
         assert!(matches!(from_lexi("2ab"), Err(LexiError::BadLength(_))));
         assert!(matches!(from_lexi("1A0"), Err(LexiError::BadDigit(_))));
-        assert!(matches!(from_lexi("czzzzzzzzzzzzz"), Err(LexiError::Overflow(_))));
-        assert!(matches!(from_lexi("00001795566695749004"), Err(LexiError::BadLength(_))));
+        assert!(matches!(
+            from_lexi("czzzzzzzzzzzzz"),
+            Err(LexiError::Overflow(_))
+        ));
+        assert!(matches!(
+            from_lexi("00001795566695749004"),
+            Err(LexiError::BadLength(_))
+        ));
     }
 }

@@ -16,7 +16,9 @@ fn init_logging(settings: &Settings) {
         lvl = settings.log_level
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -42,8 +44,12 @@ async fn main() -> ExitCode {
         }
     };
     if cli.command == Some(Command::Check) {
-        let collections: std::collections::BTreeSet<_> =
-            loaded.config.tables.iter().map(|t| t.source.as_str()).collect();
+        let collections: std::collections::BTreeSet<_> = loaded
+            .config
+            .tables
+            .iter()
+            .map(|t| t.source.as_str())
+            .collect();
         println!(
             "ok: {} tables from {} collections; config hash {}",
             loaded.config.tables.len(),

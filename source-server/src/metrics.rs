@@ -55,11 +55,31 @@ impl Metrics {
             warned_columns: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
-        registry.register("change_events", "MongoDB change events read, by operation", m.events.clone());
-        registry.register("rows_sent", "Row changes sent to zero-cache", m.rows_sent.clone());
-        registry.register("transactions_sent", "Zero transactions committed downstream", m.transactions.clone());
-        registry.register("bytes_sent", "Bytes of protocol messages sent", m.bytes_sent.clone());
-        registry.register("acks", "Commit acknowledgements received from zero-cache", m.acks.clone());
+        registry.register(
+            "change_events",
+            "MongoDB change events read, by operation",
+            m.events.clone(),
+        );
+        registry.register(
+            "rows_sent",
+            "Row changes sent to zero-cache",
+            m.rows_sent.clone(),
+        );
+        registry.register(
+            "transactions_sent",
+            "Zero transactions committed downstream",
+            m.transactions.clone(),
+        );
+        registry.register(
+            "bytes_sent",
+            "Bytes of protocol messages sent",
+            m.bytes_sent.clone(),
+        );
+        registry.register(
+            "acks",
+            "Commit acknowledgements received from zero-cache",
+            m.acks.clone(),
+        );
         registry.register(
             "coerced_values",
             "Values that did not fit their column and were sent as null, by table and column",
@@ -70,31 +90,54 @@ impl Metrics {
             "Deletes or moves that could not be sent because the row key was not derivable",
             m.unkeyed_changes.clone(),
         );
-        registry.register("connections", "Open zero-cache connections", m.connections.clone());
+        registry.register(
+            "connections",
+            "Open zero-cache connections",
+            m.connections.clone(),
+        );
         registry.register(
             "lag_milliseconds",
             "Time from the MongoDB commit to the moment its Zero transaction was sent",
             m.lag_ms.clone(),
         );
-        registry.register("snapshot_rows", "Rows sent by initial syncs", m.snapshot_rows.clone());
-        registry.register("resets", "reset-required messages sent, by reason", m.resets.clone());
-        registry.register("keepalives", "Empty transactions sent to advance an idle stream", m.keepalives.clone());
+        registry.register(
+            "snapshot_rows",
+            "Rows sent by initial syncs",
+            m.snapshot_rows.clone(),
+        );
+        registry.register(
+            "resets",
+            "reset-required messages sent, by reason",
+            m.resets.clone(),
+        );
+        registry.register(
+            "keepalives",
+            "Empty transactions sent to advance an idle stream",
+            m.keepalives.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     pub fn event(&self, op: &str) {
-        self.events.get_or_create(&vec![("operation".into(), op.into())]).inc();
+        self.events
+            .get_or_create(&vec![("operation".into(), op.into())])
+            .inc();
     }
 
     pub fn reset(&self, reason: &str) {
-        self.resets.get_or_create(&vec![("reason".into(), reason.into())]).inc();
+        self.resets
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc();
     }
 
     /// Counts a coerced value; returns true the first time this column is seen, so the caller
     /// logs it once.
     pub fn coerced(&self, table: &str, column: &str) -> bool {
         self.coerced_values
-            .get_or_create(&vec![("table".into(), table.into()), ("column".into(), column.into())])
+            .get_or_create(&vec![
+                ("table".into(), table.into()),
+                ("column".into(), column.into()),
+            ])
             .inc();
         let mut warned = self.warned_columns.lock().expect("metrics lock");
         warned.insert((table.to_string(), column.to_string()))

@@ -191,8 +191,16 @@ mod tests {
             schema: "public".into(),
             name: "items".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), data_type: "text", not_null: true },
-                ColumnDef { name: "title".into(), data_type: "text", not_null: false },
+                ColumnDef {
+                    name: "id".into(),
+                    data_type: "text",
+                    not_null: true,
+                },
+                ColumnDef {
+                    name: "title".into(),
+                    data_type: "text",
+                    not_null: false,
+                },
             ],
             primary_key: vec!["id".into()],
         }
@@ -204,7 +212,10 @@ mod tests {
 
     #[test]
     fn transaction_frames_match_the_protocol() {
-        assert_eq!(parse(&begin("9hoh3pghfdt")), json!(["begin", {"tag": "begin"}, {"commitWatermark": "9hoh3pghfdt"}]));
+        assert_eq!(
+            parse(&begin("9hoh3pghfdt")),
+            json!(["begin", {"tag": "begin"}, {"commitWatermark": "9hoh3pghfdt"}])
+        );
         assert_eq!(
             parse(&commit("9hoh3pghfdt", 1795566166899)),
             json!(["commit", {"tag": "commit", "commitTimeMs": 1795566166899u64}, {"watermark": "9hoh3pghfdt"}])
@@ -215,17 +226,30 @@ mod tests {
     fn data_changes_carry_relation_and_row() {
         let t = items();
         let rel = t.relation_json();
-        let row: Map<String, Value> = json!({"id": "a\"b", "title": null}).as_object().unwrap().clone();
+        let row: Map<String, Value> = json!({"id": "a\"b", "title": null})
+            .as_object()
+            .unwrap()
+            .clone();
         let relation = json!({"schema": "public", "name": "items", "rowKey": {"columns": ["id"]}});
-        assert_eq!(parse(&insert(&rel, &row)), json!(["data", {"tag": "insert", "relation": relation, "new": {"id": "a\"b", "title": null}}]));
-        assert_eq!(parse(&update(&rel, &row)), json!(["data", {"tag": "update", "relation": relation, "key": null, "new": {"id": "a\"b", "title": null}}]));
+        assert_eq!(
+            parse(&insert(&rel, &row)),
+            json!(["data", {"tag": "insert", "relation": relation, "new": {"id": "a\"b", "title": null}}])
+        );
+        assert_eq!(
+            parse(&update(&rel, &row)),
+            json!(["data", {"tag": "update", "relation": relation, "key": null, "new": {"id": "a\"b", "title": null}}])
+        );
         let key: Map<String, Value> = json!({"id": "a"}).as_object().unwrap().clone();
-        assert_eq!(parse(&delete(&rel, &key)), json!(["data", {"tag": "delete", "relation": relation, "key": {"id": "a"}}]));
+        assert_eq!(
+            parse(&delete(&rel, &key)),
+            json!(["data", {"tag": "delete", "relation": relation, "key": {"id": "a"}}])
+        );
     }
 
     #[test]
     fn int64_values_stay_exact() {
-        let row: Map<String, Value> = serde_json::from_str(r#"{"id":"x","n":9007199254740993}"#).unwrap();
+        let row: Map<String, Value> =
+            serde_json::from_str(r#"{"id":"x","n":9007199254740993}"#).unwrap();
         let msg = insert(&items().relation_json(), &row);
         assert!(msg.contains("9007199254740993"), "{msg}");
     }
@@ -243,15 +267,23 @@ mod tests {
             parse(&t.create_key_index()),
             json!(["data", {"tag": "create-index", "spec": {"schema": "public", "tableName": "items", "name": "public_items_key", "unique": true, "columns": {"id": "ASC"}}}])
         );
-        let clients = TableDef { schema: "zero_0".into(), name: "clients".into(), ..items() };
+        let clients = TableDef {
+            schema: "zero_0".into(),
+            name: "clients".into(),
+            ..items()
+        };
         assert_eq!(clients.key_index_name(), "zero_0_clients_key");
     }
 
     #[test]
     fn parses_acks_and_refuses_anything_else() {
         assert_eq!(
-            parse_upstream(r#"["status",{"tag":"commit","commitTimeMs":1},{"watermark":"9hoh3pghfdu"}]"#),
-            Ok(Upstream::Ack { watermark: "9hoh3pghfdu".into() })
+            parse_upstream(
+                r#"["status",{"tag":"commit","commitTimeMs":1},{"watermark":"9hoh3pghfdu"}]"#
+            ),
+            Ok(Upstream::Ack {
+                watermark: "9hoh3pghfdu".into()
+            })
         );
         assert!(parse_upstream(r#"["begin",{},{}]"#).is_err());
         assert!(parse_upstream("not json").is_err());

@@ -59,7 +59,11 @@ impl ReplicaRegistry {
         config_hash: &str,
         shard: &Shard,
     ) -> mongodb::error::Result<Verdict> {
-        let Some(entry) = self.collection.find_one(doc! {"_id": replica_version}).await? else {
+        let Some(entry) = self
+            .collection
+            .find_one(doc! {"_id": replica_version})
+            .await?
+        else {
             return Ok(Verdict::Unknown);
         };
         if entry.get_str("appID").ok() != Some(shard.app_id.as_str())

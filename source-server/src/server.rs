@@ -76,7 +76,9 @@ impl ServerState {
     fn authorized(&self, given: Option<&str>) -> bool {
         match &self.settings.source_token {
             None => true,
-            Some(expected) => given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.0.as_bytes())),
+            Some(expected) => {
+                given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.0.as_bytes()))
+            }
         }
     }
 }
@@ -97,7 +99,10 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/metadata/tables", get(tables))
         .route("/metadata/schemas", get(schemas))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .with_state(state)
 }
 
@@ -112,7 +117,9 @@ async fn stream(
         let last = state.last_auth_warning_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) > 60_000 {
             state.last_auth_warning_ms.store(now, Ordering::Relaxed);
-            warn!("refused a change-stream connection: missing or wrong token (check the token in ZERO_UPSTREAM_DB)");
+            warn!(
+                "refused a change-stream connection: missing or wrong token (check the token in ZERO_UPSTREAM_DB)"
+            );
         }
         return (StatusCode::UNAUTHORIZED, "missing or wrong token\n").into_response();
     }
@@ -128,7 +135,9 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     )
     .await;
     match ping {
-        Ok(Ok(_)) => Json(json!({"ready": true, "tables": state.loaded.tables.len()})).into_response(),
+        Ok(Ok(_)) => {
+            Json(json!({"ready": true, "tables": state.loaded.tables.len()})).into_response()
+        }
         Ok(Err(_)) | Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"ready": false, "reason": "MongoDB is not reachable"})),

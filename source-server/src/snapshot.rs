@@ -54,7 +54,8 @@ pub async fn initial_sync<D: Downstream>(
     down: &mut D,
 ) -> Result<ClusterTime, SnapshotError> {
     let collections = ctx.catalog.collections();
-    let cursor = ChangeCursor::open(ctx.db, &collections, Start::Now, FullDocument::UpdateLookup).await?;
+    let cursor =
+        ChangeCursor::open(ctx.db, &collections, Start::Now, FullDocument::UpdateLookup).await?;
     let position = cursor.resume_time();
     cursor.close().await;
     // The first post-batch token is a high-water mark: a write right after it may carry its very
@@ -71,8 +72,11 @@ pub async fn initial_sync<D: Downstream>(
     let p = &ctx.catalog.permissions;
     down.feed(p.create_table()).await?;
     down.feed(p.create_key_index()).await?;
-    down.feed(protocol::insert(&p.relation_json(), &ctx.catalog.permissions_row))
-        .await?;
+    down.feed(protocol::insert(
+        &p.relation_json(),
+        &ctx.catalog.permissions_row,
+    ))
+    .await?;
 
     let started = Instant::now();
     let mut total_rows = 0u64;
@@ -83,7 +87,8 @@ pub async fn initial_sync<D: Downstream>(
     ctx.registry
         .record(&watermark, ctx.config_hash, ctx.shard)
         .await?;
-    down.feed(protocol::commit(&watermark, at.epoch_ms())).await?;
+    down.feed(protocol::commit(&watermark, at.epoch_ms()))
+        .await?;
     down.flush().await?;
     let secs = started.elapsed().as_secs_f64();
     info!(

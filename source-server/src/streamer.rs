@@ -208,7 +208,10 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         });
         let start = group.messages.len();
         group.rows += event_changes(self.catalog, &event, self.metrics, &mut group.messages);
-        group.bytes += group.messages[start..].iter().map(String::len).sum::<usize>();
+        group.bytes += group.messages[start..]
+            .iter()
+            .map(String::len)
+            .sum::<usize>();
         if group.streaming {
             let messages: Vec<String> = group.messages.drain(..).collect();
             for m in messages {
@@ -342,6 +345,8 @@ pub fn log_end(end: &StreamEnd) {
     match end {
         StreamEnd::Closed => info!("zero-cache closed the stream"),
         StreamEnd::ResetRequired(why) => warn!(reason = %why, "sent reset-required"),
-        StreamEnd::Failed(e) => warn!(error = %e, "change stream ended; zero-cache will resume from its last watermark"),
+        StreamEnd::Failed(e) => {
+            warn!(error = %e, "change stream ended; zero-cache will resume from its last watermark")
+        }
     }
 }

@@ -135,6 +135,9 @@ mod tests {
             ClusterTime::from_resume_token(&doc! {"_data": "8a00"}),
             Err(WatermarkError::NotTimestamp)
         );
-        assert_eq!(ClusterTime::from_resume_token(&doc! {}), Err(WatermarkError::NoData));
+        assert_eq!(
+            ClusterTime::from_resume_token(&doc! {}),
+            Err(WatermarkError::NoData)
+        );
     }
 }

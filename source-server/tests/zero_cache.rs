@@ -12,39 +12,76 @@ use anyhow::Context;
 use bson::doc;
 use common::*;
 use serde_json::Value;
-use zerostack_testkit::{Mongo, Postgres, ZeroCache, ZeroCacheOptions, ZeroClientWait, service_temp_dir, zero_client_wait};
+use zerostack_testkit::{
+    Mongo, Postgres, ZeroCache, ZeroCacheOptions, ZeroClientWait, service_temp_dir,
+    zero_client_wait,
+};
 
 /// What MongoDB says each table should hold: `_id` → (text or name) for the tables we check.
-async fn expected(db: &mongodb::Database) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
+async fn expected(
+    db: &mongodb::Database,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
     use futures::TryStreamExt;
     let mut out = BTreeMap::new();
-    let rooms: Vec<bson::Document> = db.collection("rooms").find(doc! {}).await?.try_collect().await?;
+    let rooms: Vec<bson::Document> = db
+        .collection("rooms")
+        .find(doc! {})
+        .await?
+        .try_collect()
+        .await?;
     for (table, t) in [("chats", "d"), ("channels", "c"), ("groups", "p")] {
         out.insert(
             table.to_string(),
             rooms
                 .iter()
                 .filter(|r| r.get_str("t").ok() == Some(t))
-                .map(|r| (r.get_str("_id").unwrap().to_string(), r.get_str("name").unwrap_or("").to_string()))
+                .map(|r| {
+                    (
+                        r.get_str("_id").unwrap().to_string(),
+                        r.get_str("name").unwrap_or("").to_string(),
+                    )
+                })
                 .collect(),
         );
     }
-    let msgs: Vec<bson::Document> = db.collection("messages").find(doc! {"hidden": {"$ne": true}}).await?.try_collect().await?;
+    let msgs: Vec<bson::Document> = db
+        .collection("messages")
+        .find(doc! {"hidden": {"$ne": true}})
+        .await?
+        .try_collect()
+        .await?;
     out.insert(
         "messages".into(),
-        msgs.iter().map(|m| (m.get_str("_id").unwrap().to_string(), m.get_str("text").unwrap_or("").to_string())).collect(),
+        msgs.iter()
+            .map(|m| {
+                (
+                    m.get_str("_id").unwrap().to_string(),
+                    m.get_str("text").unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
     );
     Ok(out)
 }
 
 fn actual(replica: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for (table, field) in [("chats", "name"), ("channels", "name"), ("groups", "name"), ("messages", "text")] {
+    for (table, field) in [
+        ("chats", "name"),
+        ("channels", "name"),
+        ("groups", "name"),
+        ("messages", "text"),
+    ] {
         let rows = replica[table].as_array().cloned().unwrap_or_default();
         out.insert(
             table.to_string(),
             rows.iter()
-                .map(|r| (r["_id"].as_str().unwrap_or("").to_string(), r[field].as_str().unwrap_or("").to_string()))
+                .map(|r| {
+                    (
+                        r["_id"].as_str().unwrap_or("").to_string(),
+                        r[field].as_str().unwrap_or("").to_string(),
+                    )
+                })
                 .collect(),
         );
     }
@@ -63,7 +100,12 @@ async fn converge(zero: &ZeroCache, db: &mongodb::Database, what: &str) -> anyho
         if let Ok(replica) = read {
             shape = replica
                 .as_object()
-                .map(|o| o.iter().map(|(k, v)| format!("{k}:{}", v.as_array().map_or(0, |a| a.len()))).collect::<Vec<_>>().join(" "))
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}:{}", v.as_array().map_or(0, |a| a.len())))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             last = actual(&replica);
             if last == want {
@@ -82,9 +124,18 @@ async fn converge(zero: &ZeroCache, db: &mongodb::Database, what: &str) -> anyho
     let diff: Vec<String> = want
         .iter()
         .filter(|(t, rows)| last.get(*t) != Some(rows))
-        .map(|(t, rows)| format!("{t}: want {} rows, replica has {}", rows.len(), last.get(t).map_or(0, |r| r.len())))
+        .map(|(t, rows)| {
+            format!(
+                "{t}: want {} rows, replica has {}",
+                rows.len(),
+                last.get(t).map_or(0, |r| r.len())
+            )
+        })
         .collect();
-    anyhow::bail!("{what}: replica did not converge to MongoDB: {diff:?}\nreplica tables: {shape}\nzero-cache log:\n{}", zero.log_tail(8))
+    anyhow::bail!(
+        "{what}: replica did not converge to MongoDB: {diff:?}\nreplica tables: {shape}\nzero-cache log:\n{}",
+        zero.log_tail(8)
+    )
 }
 
 /// The test's state folder, left in place for post-mortems when ZEROSTACK_KEEP_STATE is set.
@@ -106,10 +157,18 @@ impl Drop for KeepOnRequest {
     }
 }
 
-async fn insert_messages(db: mongodb::Database, prefix: &'static str, n: usize, pause: Duration) -> anyhow::Result<()> {
+async fn insert_messages(
+    db: mongodb::Database,
+    prefix: &'static str,
+    n: usize,
+    pause: Duration,
+) -> anyhow::Result<()> {
     let c = db.collection::<bson::Document>("messages");
     for i in 0..n {
-        c.insert_one(doc! {"_id": format!("{prefix}{i}"), "roomId": "c1", "text": format!("{prefix} #{i}")}).await?;
+        c.insert_one(
+            doc! {"_id": format!("{prefix}{i}"), "roomId": "c1", "text": format!("{prefix} #{i}")},
+        )
+        .await?;
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }
@@ -139,11 +198,13 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
         ])
         .await?;
     // Enough rows that the initial sync takes a moment, so writes land while it runs.
-    let bulk: Vec<bson::Document> =
-        (0..20_000).map(|i| doc! {"_id": format!("s{i}"), "roomId": "c1", "text": format!("seed {i}"), "n": i}).collect();
+    let bulk: Vec<bson::Document> = (0..20_000)
+        .map(|i| doc! {"_id": format!("s{i}"), "roomId": "c1", "text": format!("seed {i}"), "n": i})
+        .collect();
     db.collection("messages").insert_many(bulk).await?;
 
-    let mut source = SourceServer::start(&dir.path().join("source"), &mongo.uri(), "app", &[]).await?;
+    let mut source =
+        SourceServer::start(&dir.path().join("source"), &mongo.uri(), "app", &[]).await?;
     let opts = ZeroCacheOptions {
         upstream_url: source.ws_url(),
         cvr_db: pg.url("zero_cvr"),
@@ -151,16 +212,32 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
         ..Default::default()
     };
     // Writes during the initial sync.
-    let writer = tokio::spawn(insert_messages(db.clone(), "during-sync-", 200, Duration::from_millis(5)));
-    let mut zero = ZeroCache::start_in(dir.path().join("zero"), opts).await.context("first start of zero-cache")?;
+    let writer = tokio::spawn(insert_messages(
+        db.clone(),
+        "during-sync-",
+        200,
+        Duration::from_millis(5),
+    ));
+    let mut zero = ZeroCache::start_in(dir.path().join("zero"), opts)
+        .await
+        .context("first start of zero-cache")?;
     writer.await??;
     converge(&zero, &db, "initial sync with concurrent writes").await?;
 
     // Live changes, including a discriminator change and a delete.
     let rooms = db.collection::<bson::Document>("rooms");
-    rooms.update_one(doc! {"_id": "c2"}, doc! {"$set": {"t": "p", "name": "random, now private"}}).await?;
-    db.collection::<bson::Document>("messages").delete_one(doc! {"_id": "s5"}).await?;
-    rooms.insert_one(doc! {"_id": "c3", "t": "c", "name": "fresh"}).await?;
+    rooms
+        .update_one(
+            doc! {"_id": "c2"},
+            doc! {"$set": {"t": "p", "name": "random, now private"}},
+        )
+        .await?;
+    db.collection::<bson::Document>("messages")
+        .delete_one(doc! {"_id": "s5"})
+        .await?;
+    rooms
+        .insert_one(doc! {"_id": "c3", "t": "c", "name": "fresh"})
+        .await?;
     converge(&zero, &db, "live changes").await?;
 
     // A real Zero client sees a live change.
@@ -170,18 +247,32 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
         .timeout(Duration::from_secs(60));
     let watcher = tokio::spawn(async move { zero_client_wait(&wait).await });
     tokio::time::sleep(Duration::from_secs(3)).await;
-    rooms.insert_one(doc! {"_id": "hello", "t": "c", "name": "hello, zero"}).await?;
+    rooms
+        .insert_one(doc! {"_id": "hello", "t": "c", "name": "hello, zero"})
+        .await?;
     watcher.await??;
 
     // Restart zero-cache mid-stream.
-    let writer = tokio::spawn(insert_messages(db.clone(), "zc-restart-", 300, Duration::from_millis(3)));
+    let writer = tokio::spawn(insert_messages(
+        db.clone(),
+        "zc-restart-",
+        300,
+        Duration::from_millis(3),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    zero.restart().await.context("restarting zero-cache mid-stream")?;
+    zero.restart()
+        .await
+        .context("restarting zero-cache mid-stream")?;
     writer.await??;
     converge(&zero, &db, "zero-cache restart mid-stream").await?;
 
     // kill -9 the source mid-stream, start it again.
-    let writer = tokio::spawn(insert_messages(db.clone(), "src-kill-", 300, Duration::from_millis(3)));
+    let writer = tokio::spawn(insert_messages(
+        db.clone(),
+        "src-kill-",
+        300,
+        Duration::from_millis(3),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
     source.kill9_and_restart().await?;
     writer.await??;
@@ -189,15 +280,31 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
 
     // The replica registry forgets this replica: on its next resume the source answers
     // reset-required, zero-cache exits (code 14), and once restarted it syncs again.
-    db.collection::<bson::Document>("zerostack_replicas").delete_many(doc! {}).await?;
+    db.collection::<bson::Document>("zerostack_replicas")
+        .delete_many(doc! {})
+        .await?;
     zero.stop().await?;
     zero.start_again().await.ok();
     let code = zero.wait_exit(Duration::from_secs(60)).await?;
-    assert_eq!(code, Some(14), "zero-cache exits 14 after reset-required:\n{}", zero.log_tail(20));
-    zero.start_again().await.context("starting zero-cache after its reset exit")?;
-    db.collection::<bson::Document>("messages").insert_one(doc! {"_id": "after-reset", "roomId": "c1", "text": "after reset"}).await?;
+    assert_eq!(
+        code,
+        Some(14),
+        "zero-cache exits 14 after reset-required:\n{}",
+        zero.log_tail(20)
+    );
+    zero.start_again()
+        .await
+        .context("starting zero-cache after its reset exit")?;
+    db.collection::<bson::Document>("messages")
+        .insert_one(doc! {"_id": "after-reset", "roomId": "c1", "text": "after reset"})
+        .await?;
     converge(&zero, &db, "re-sync after reset-required").await?;
     let status = source.get_json("/metadata/status").await?;
-    assert!(status["connections"].as_array().is_some_and(|c| !c.is_empty()), "{status}");
+    assert!(
+        status["connections"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{status}"
+    );
     Ok(())
 }

@@ -514,9 +514,15 @@ fn bad_permissions_and_several_errors_at_once() {
 fn null_permissions_mean_none() {
     let schema = r#"{"tables":{"t":{"name":"t","columns":{"id":{"type":"string","optional":false}},"primaryKey":["id"]}},"relationships":{}}"#;
     let c = crate::load(
-        crate::Source { origin: "s.json", text: schema },
+        crate::Source {
+            origin: "s.json",
+            text: schema,
+        },
         None,
-        Some(crate::Source { origin: "permissions.json", text: "null" }),
+        Some(crate::Source {
+            origin: "permissions.json",
+            text: "null",
+        }),
     )
     .unwrap();
     assert_eq!(c.permissions, None);

@@ -27,7 +27,12 @@ pub struct SourceServer {
 }
 
 impl SourceServer {
-    pub async fn start(dir: &Path, mongo_uri: &str, db: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+    pub async fn start(
+        dir: &Path,
+        mongo_uri: &str,
+        db: &str,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = free_port();
         let f = fixtures();
         let mut env: Vec<(String, String)> = vec![
@@ -35,9 +40,18 @@ impl SourceServer {
             ("MONGODB_DATABASE".into(), db.into()),
             ("HOST".into(), "127.0.0.1".into()),
             ("PORT".into(), port.to_string()),
-            ("ZERO_SCHEMA_FILE".into(), f.join("schema.json").display().to_string()),
-            ("ZERO_TABLE_MAPPINGS_FILE".into(), f.join("table-mappings.json").display().to_string()),
-            ("ZERO_PERMISSIONS_FILE".into(), f.join("permissions.json").display().to_string()),
+            (
+                "ZERO_SCHEMA_FILE".into(),
+                f.join("schema.json").display().to_string(),
+            ),
+            (
+                "ZERO_TABLE_MAPPINGS_FILE".into(),
+                f.join("table-mappings.json").display().to_string(),
+            ),
+            (
+                "ZERO_PERMISSIONS_FILE".into(),
+                f.join("permissions.json").display().to_string(),
+            ),
             ("SOURCE_TOKEN".into(), TOKEN.into()),
             ("LOG_LEVEL".into(), "debug".into()),
         ];
@@ -45,7 +59,12 @@ impl SourceServer {
             env.retain(|(ek, _)| ek != k);
             env.push((k.to_string(), v.to_string()));
         }
-        let mut s = SourceServer { process: spawn(dir, &env)?, port, env, dir: dir.to_path_buf() };
+        let mut s = SourceServer {
+            process: spawn(dir, &env)?,
+            port,
+            env,
+            dir: dir.to_path_buf(),
+        };
         s.wait_healthy().await?;
         Ok(s)
     }
@@ -53,7 +72,10 @@ impl SourceServer {
     pub async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let url = format!("{}/health", self.http());
         for _ in 0..200 {
-            if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             if !self.process.is_running() {
@@ -61,7 +83,10 @@ impl SourceServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("source-server did not become healthy:\n{}", self.process.log_tail(40))
+        bail!(
+            "source-server did not become healthy:\n{}",
+            self.process.log_tail(40)
+        )
     }
 
     pub fn http(&self) -> String {
@@ -69,7 +94,10 @@ impl SourceServer {
     }
 
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/changes/v0/stream?token={TOKEN}", self.port)
+        format!(
+            "ws://127.0.0.1:{}/changes/v0/stream?token={TOKEN}",
+            self.port
+        )
     }
 
     pub async fn kill9_and_restart(&mut self) -> anyhow::Result<()> {
@@ -84,7 +112,10 @@ impl SourceServer {
     }
 
     pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        Ok(reqwest::get(format!("{}{path}", self.http())).await?.text().await?)
+        Ok(reqwest::get(format!("{}{path}", self.http()))
+            .await?
+            .text()
+            .await?)
     }
 }
 
@@ -104,15 +135,22 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> anyhow::Result<ManagedProcess>
 
 /// Plays zero-cache: connects, reads protocol messages, sends acks.
 pub struct ProtocolClient {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     /// Every downstream message received, as text, in order.
     pub received: Vec<String>,
 }
 
 impl ProtocolClient {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.context("connecting to the source")?;
-        Ok(ProtocolClient { ws, received: Vec::new() })
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .context("connecting to the source")?;
+        Ok(ProtocolClient {
+            ws,
+            received: Vec::new(),
+        })
     }
 
     /// The next downstream message, or None when the socket closed.
@@ -135,19 +173,31 @@ impl ProtocolClient {
 
     /// Reads one whole transaction (begin … commit), skipping nothing. Returns (watermark, data).
     pub async fn transaction(&mut self, timeout: Duration) -> anyhow::Result<(String, Vec<Value>)> {
-        let begin = self.next(timeout).await?.context("socket closed before begin")?;
+        let begin = self
+            .next(timeout)
+            .await?
+            .context("socket closed before begin")?;
         if begin[0] != "begin" {
             bail!("expected begin, got {begin}");
         }
-        let w = begin[2]["commitWatermark"].as_str().context("begin without watermark")?.to_string();
+        let w = begin[2]["commitWatermark"]
+            .as_str()
+            .context("begin without watermark")?
+            .to_string();
         let mut data = Vec::new();
         loop {
-            let m = self.next(timeout).await?.context("socket closed inside a transaction")?;
+            let m = self
+                .next(timeout)
+                .await?
+                .context("socket closed inside a transaction")?;
             match m[0].as_str() {
                 Some("data") => data.push(m[1].clone()),
                 Some("commit") => {
                     if m[2]["watermark"] != w.as_str() {
-                        bail!("commit watermark {} != begin watermark {w}", m[2]["watermark"]);
+                        bail!(
+                            "commit watermark {} != begin watermark {w}",
+                            m[2]["watermark"]
+                        );
                     }
                     return Ok((w, data));
                 }
@@ -184,7 +234,11 @@ impl ProtocolClient {
 }
 
 /// Data changes of a given tag on a given table.
-pub fn changes<'a>(data: &'a [Value], tag: &'a str, table: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+pub fn changes<'a>(
+    data: &'a [Value],
+    tag: &'a str,
+    table: &'a str,
+) -> impl Iterator<Item = &'a Value> + 'a {
     data.iter().filter(move |d| {
         d["tag"] == tag
             && (d["relation"]["name"] == table
