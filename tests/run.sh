@@ -6,11 +6,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tests/install.sh all
 
-if [ -f app/web/package.json ]; then
-    echo "[tests] building the web UI (app/web)"
-    (cd app/web && { [ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run build)
-fi
-
 echo "[tests] cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -10,9 +10,5 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 "$REPO/tests/install.sh" all
 echo "[stack] cargo build --bins"
-if ! cargo build --bins; then
-    # Parts of the workspace may be mid-change; the stack still runs what did build.
-    echo "[stack] workspace build failed; building only the stack runner" >&2
-    cargo build -p zerostack-testkit --bin stack
-fi
+cargo build --bins
 exec "$REPO/target/debug/stack" "$@"

@@ -47,9 +47,9 @@ fn load_dir(dir: &std::path::Path) -> Config {
         read("table-mappings.json"),
         read("permissions.json"),
     );
-    // `null` means "no permissions" (everything goes through named queries); the spec loader
-    // takes that as an absent input.
-    let permissions = (permissions.trim() != "null").then_some(Source {
+    // ZRocket exports `null` permissions (every read is a named query), which the loader
+    // accepts as "none", exactly as the source server will read the file.
+    let permissions = Some(Source {
         origin: "permissions.json",
         text: &permissions,
     });

@@ -350,3 +350,280 @@ pub fn log_end(end: &StreamEnd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bson::{Bson, Document, Timestamp, doc};
+    use serde_json::Value;
+    use zerostack_spec::schema::ColumnType;
+    use zerostack_spec::{ColumnSpec, TableSpec};
+
+    use super::*;
+    use crate::catalog::{Bookkeeping, Shard};
+    use crate::changes::ChangeEvent;
+    use crate::downstream::Recorder;
+    use crate::rows::CompiledTable;
+    use crate::status::Connections;
+
+    fn catalog() -> Catalog {
+        let col = |n: &str| ColumnSpec {
+            name: n.into(),
+            server_name: n.into(),
+            kind: ColumnType::String,
+            optional: n != "_id",
+        };
+        let spec = TableSpec {
+            name: "items".into(),
+            schema: "public".into(),
+            server_name: "items".into(),
+            source: "items".into(),
+            filter: None,
+            projection: None,
+            columns: vec![col("_id"), col("v")],
+            primary_key: vec!["_id".into()],
+        };
+        let t = Arc::new(CompiledTable::compile(&spec).unwrap());
+        let shard = Shard {
+            app_id: "zero".into(),
+            shard_num: 0,
+        };
+        let bk = Bookkeeping {
+            clients_collection: "zero_clients".into(),
+            mutations_collection: "zero_mutations".into(),
+        };
+        Catalog::new(&[t], &shard, &bk, None).unwrap()
+    }
+
+    fn insert(secs: u32, inc: u32, id: &str, txn: Option<i64>) -> ChangeEvent {
+        let mut d: Document = doc! {
+            "operationType": "insert",
+            "clusterTime": Timestamp { time: secs, increment: inc },
+            "ns": {"db": "app", "coll": "items"},
+            "documentKey": {"_id": id},
+            "fullDocument": {"_id": id, "v": "x"},
+        };
+        if let Some(n) = txn {
+            d.insert("lsid", doc! {"id": Bson::String("session".into())});
+            d.insert("txnNumber", n);
+        }
+        ChangeEvent::from_document(d).unwrap()
+    }
+
+    fn batch(events: Vec<ChangeEvent>) -> Batch {
+        Batch {
+            events,
+            resume_time: None,
+        }
+    }
+
+    /// (watermark, ids inserted) per committed transaction.
+    fn transactions(rec: &Recorder) -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for m in &rec.messages {
+            let v: Value = serde_json::from_str(m).unwrap();
+            match v[0].as_str().unwrap() {
+                "begin" => out.push((
+                    v[2]["commitWatermark"].as_str().unwrap().to_string(),
+                    Vec::new(),
+                )),
+                "data" => out
+                    .last_mut()
+                    .unwrap()
+                    .1
+                    .push(v[1]["new"]["_id"].as_str().unwrap().to_string()),
+                "commit" => assert_eq!(
+                    v[2]["watermark"].as_str(),
+                    Some(out.last().unwrap().0.as_str())
+                ),
+                other => panic!("unexpected {other}"),
+            }
+        }
+        out
+    }
+
+    async fn run(
+        limits: StreamLimits,
+        after: ClusterTime,
+        replay: bool,
+        batches: Vec<Batch>,
+    ) -> (Recorder, Result<(), StreamEnd>) {
+        let cat = catalog();
+        let metrics = Metrics::new();
+        let conns = Connections::default();
+        let reg = conns.register("zero", 0, "streaming");
+        let mut rec = Recorder::default();
+        let mut result = Ok(());
+        {
+            let mut s = Streamer::new(&cat, &metrics, &reg.status, &limits, &mut rec, after);
+            if !replay {
+                s = s.replay_until(Some(ClusterTime::new(0, 0)));
+            }
+            for b in batches {
+                result = s.on_batch(b).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        (rec, result)
+    }
+
+    #[tokio::test]
+    async fn a_transaction_split_across_batches_is_one_zero_transaction() {
+        let (rec, _) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            false,
+            vec![
+                batch(vec![insert(5, 1, "a", Some(7)), insert(5, 1, "b", Some(7))]),
+                batch(vec![insert(5, 1, "c", Some(7))]),
+                batch(vec![]),
+            ],
+        )
+        .await;
+        let t = transactions(&rec);
+        assert_eq!(
+            t,
+            vec![(
+                ClusterTime::new(5, 1).to_watermark(),
+                vec!["a".into(), "b".into(), "c".into()]
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_open_group_is_committed_as_soon_as_the_stream_is_caught_up() {
+        let (rec, _) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            false,
+            vec![batch(vec![insert(5, 1, "a", None)])],
+        )
+        .await;
+        assert!(rec.messages.is_empty(), "not yet known to be complete");
+        let (rec, _) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            false,
+            vec![batch(vec![insert(5, 1, "a", None)]), batch(vec![])],
+        )
+        .await;
+        assert_eq!(transactions(&rec).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_coalesced_up_to_the_row_limit_and_events_at_or_before_the_resume_point_are_skipped()
+     {
+        let limits = StreamLimits {
+            max_rows_per_transaction: 3,
+            ..StreamLimits::default()
+        };
+        let events = (1..=8)
+            .map(|i| insert(10, i, &format!("r{i}"), None))
+            .collect();
+        let (rec, _) = run(
+            limits,
+            ClusterTime::new(10, 1),
+            false,
+            vec![batch(events), batch(vec![])],
+        )
+        .await;
+        let t = transactions(&rec);
+        let ids: Vec<Vec<String>> = t.iter().map(|(_, ids)| ids.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![vec!["r2", "r3", "r4"], vec!["r5", "r6", "r7"], vec!["r8"]]
+        );
+        assert_eq!(
+            t[0].0,
+            ClusterTime::new(10, 4).to_watermark(),
+            "the last group's watermark"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_commits_every_group_so_earlier_watermarks_reappear() {
+        let events = (1..=4)
+            .map(|i| insert(10, i, &format!("r{i}"), None))
+            .collect();
+        let (rec, _) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            true,
+            vec![batch(events), batch(vec![])],
+        )
+        .await;
+        assert_eq!(transactions(&rec).len(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_commits_an_empty_transaction_just_before_the_resume_time() {
+        let limits = StreamLimits {
+            keepalive_ms: 0,
+            ..StreamLimits::default()
+        };
+        let idle = |secs| Batch {
+            events: vec![],
+            resume_time: Some(ClusterTime::new(secs, 0)),
+        };
+        let (rec, _) = run(
+            limits,
+            ClusterTime::new(10, 0),
+            false,
+            vec![idle(10), idle(20)],
+        )
+        .await;
+        let t = transactions(&rec);
+        assert_eq!(
+            t,
+            vec![(ClusterTime::new(20, 0).prev().to_watermark(), vec![])],
+            "none at or before the last commit"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_mapped_collection_requires_a_reset() {
+        let drop = ChangeEvent::from_document(doc! {
+            "operationType": "drop", "clusterTime": Timestamp { time: 9, increment: 1 }, "ns": {"db": "app", "coll": "items"},
+        })
+        .unwrap();
+        let (rec, end) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            false,
+            vec![batch(vec![insert(8, 1, "a", None), drop])],
+        )
+        .await;
+        assert!(matches!(end, Err(StreamEnd::ResetRequired(_))));
+        assert_eq!(
+            transactions(&rec).len(),
+            1,
+            "what came before the drop is committed first"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_larger_than_the_buffer_is_streamed_whole() {
+        let limits = StreamLimits {
+            max_bytes_per_transaction: 300,
+            ..StreamLimits::default()
+        };
+        let first = vec![insert(3, 1, "before", None)];
+        let big: Vec<ChangeEvent> = (0..10)
+            .map(|i| insert(4, 1, &format!("t{i}"), Some(1)))
+            .collect();
+        let (rec, _) = run(
+            limits,
+            ClusterTime::new(1, 0),
+            false,
+            vec![batch(first), batch(big), batch(vec![])],
+        )
+        .await;
+        let t = transactions(&rec);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].1.len(), 10, "never split");
+        assert_eq!(t[1].0, ClusterTime::new(4, 1).to_watermark());
+    }
+}

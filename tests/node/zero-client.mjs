@@ -3,20 +3,40 @@
 // same client code a browser runs.
 //
 // Usage: node zero-client.mjs --url http://127.0.0.1:PORT --schema schema.json --table NAME
-//          [--user-id U] [--auth TOKEN] [--until-json '{"id":"a"}'] [--timeout-ms N]
+//          [--user-id U] [--auth TOKEN] [--query NAME [--args JSON]]
+//          [--until-json '{"id":"a"}'] [--timeout-ms N]
 // The schema file is a Zero schema as JSON (what JSON.stringify(schema) gives; a wrapper
-// {"schema": {...}} is accepted too). The client runs a plain (legacy) ZQL query over the whole
-// table and prints one JSON line per result-set change: {"resultType", "rows"}. It exits 0 as
+// {"schema": {...}} is accepted too).
+//
+// Two modes:
+// - legacy (no --query): a plain ZQL query over the whole table, which zero-cache authorizes
+//   with the published permissions (so it sees nothing when they are `null`);
+// - named (--query NAME, e.g. rooms.publicChannels, with --args JSON, usually with --auth and
+//   --user-id): a named query defined with defineQueries/defineQuery. zero-cache asks the app's
+//   query endpoint (ZERO_QUERY_URL) for the real AST of NAME + args; the client-side definition
+//   (the whole --table) only gives the local, optimistic view over the rows that sync.
+// Either way it prints one JSON line per result-set change: {"resultType", "rows"}. It exits 0 as
 // soon as a row containing every property of --until-json appears (without --until-json: on
 // the first complete result), and 1 on timeout (default 30 s), after printing what it saw.
 import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
-import { Zero, boolean, createSchema, json, number, string, table } from '@rocicorp/zero';
+import {
+  Zero,
+  boolean,
+  createBuilder,
+  createSchema,
+  defineQueries,
+  defineQuery,
+  json,
+  number,
+  string,
+  table,
+} from '@rocicorp/zero';
 
 function usage(msg) {
   process.stderr.write(
-    `zero-client: ${msg}\nusage: node zero-client.mjs --url URL --schema FILE --table NAME [--user-id U] [--auth TOKEN] [--until-json JSON] [--timeout-ms N]\n`,
+    `zero-client: ${msg}\nusage: node zero-client.mjs --url URL --schema FILE --table NAME [--user-id U] [--auth TOKEN] [--query NAME [--args JSON]] [--until-json JSON] [--timeout-ms N]\n`,
   );
   process.exit(2);
 }
@@ -34,6 +54,20 @@ for (let i = 0; i < argv.length; i++) {
     case '--table': opts.table = value; break;
     case '--user-id': opts.userId = value; break;
     case '--auth': opts.auth = value; break;
+    case '--query':
+      // Dotted registry path; each segment becomes one level of the defineQueries tree.
+      if (!/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$/.test(value)) {
+        usage(`--query must be a dotted query name like rooms.publicChannels, got ${JSON.stringify(value)}`);
+      }
+      opts.query = value;
+      break;
+    case '--args':
+      try {
+        opts.args = JSON.parse(value);
+      } catch (e) {
+        usage(`--args is not JSON (${e.message}): ${value}`);
+      }
+      break;
     case '--until-json':
       try {
         opts.until = JSON.parse(value);
@@ -54,10 +88,11 @@ for (let i = 0; i < argv.length; i++) {
 for (const required of ['url', 'schema', 'table']) {
   if (!opts[required]) usage(`--${required} is required`);
 }
+if (opts.args !== undefined && !opts.query) usage('--args needs --query');
 
 // Builds a Zero schema at run time from its JSON form, so the client sees exactly the schema the
 // source publishes (the same file source-server and the app use).
-function buildSchema(file) {
+function buildSchema(file, enableLegacyQueries) {
   let raw;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -83,10 +118,12 @@ function buildSchema(file) {
     if (pk.length === 0) usage(`${file}: $.tables.${key}.primaryKey: missing or empty`);
     return tb.columns(columns).primaryKey(...pk);
   });
-  return createSchema({ tables, enableLegacyQueries: true });
+  return createSchema({ tables, enableLegacyQueries });
 }
 
-const schema = buildSchema(opts.schema);
+// Named mode turns legacy queries off, as a real app does: then only the named query can make
+// rows sync, so seeing a row proves the app's query endpoint answered for it.
+const schema = buildSchema(opts.schema, !opts.query);
 if (!schema.tables[opts.table]) {
   usage(`--table ${opts.table}: not in ${opts.schema} (tables: ${Object.keys(schema.tables).join(', ')})`);
 }
@@ -103,6 +140,23 @@ class BrowserLikeWebSocket extends WebSocket {
 }
 globalThis.WebSocket ??= BrowserLikeWebSocket;
 
+// The query to watch. In named mode: a registry with one query at the dotted path --query, whose
+// client-side ZQL is the whole --table (a superset of whatever the server's AST selects, so the
+// local view shows exactly the rows that synced for it).
+function buildQuery() {
+  if (!opts.query) return z.query[opts.table];
+  const zql = createBuilder(schema);
+  const tree = {};
+  const path = opts.query.split('.');
+  let node = tree;
+  for (const key of path.slice(0, -1)) node = node[key] = {};
+  node[path.at(-1)] = defineQuery(() => zql[opts.table]);
+  let q = defineQueries(tree);
+  for (const key of path) q = q[key];
+  if (q.queryName !== opts.query) usage(`internal: defined ${q.queryName}, wanted ${opts.query}`);
+  return opts.args === undefined ? q() : q(opts.args);
+}
+
 const containsSubset = (row, subset) => Object.entries(subset).every(([k, v]) => isDeepStrictEqual(row[k], v));
 const print = obj => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
@@ -111,6 +165,8 @@ const z = new Zero({
   schema,
   ...(opts.userId ? { userID: opts.userId } : {}),
   ...(opts.auth ? { auth: opts.auth } : {}),
+  // What the client-side query functions get as `ctx` (ours ignore it; an app's would not).
+  ...(opts.userId ? { context: { userID: opts.userId } } : {}),
   kvStore: 'mem',
   logLevel: 'warn',
   // Keep stdout for result lines only.
@@ -128,10 +184,13 @@ async function finish(code, reason) {
   } catch {
     // closing is best effort: the result is already decided
   }
-  process.exit(code);
+  // Exit only once stdout (then stderr) has taken everything written before: process.exit()
+  // right after a write to a pipe can drop the tail of the output.
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
-const view = z.materialize(z.query[opts.table]);
+const view = z.materialize(buildQuery());
 view.addListener((data, resultType, error) => {
   if (done) return;
   const rows = JSON.parse(JSON.stringify(data));
@@ -144,7 +203,7 @@ view.addListener((data, resultType, error) => {
 });
 
 setTimeout(() => {
-  finish(1, `timeout after ${opts.timeoutMs} ms: no row of ${opts.table} matched ${JSON.stringify(opts.until ?? 'a complete result')}; last result had ${last.length} rows: ${JSON.stringify(last).slice(0, 2000)}`);
+  finish(1, `timeout after ${opts.timeoutMs} ms: no row of ${opts.query ? `${opts.query} (table ${opts.table})` : opts.table} matched ${JSON.stringify(opts.until ?? 'a complete result')}; last result had ${last.length} rows: ${JSON.stringify(last).slice(0, 2000)}`);
 }, opts.timeoutMs).unref?.();
 // The timer must keep the process alive even if Zero's sockets do not.
 setInterval(() => {}, 1 << 30);

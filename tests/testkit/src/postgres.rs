@@ -20,6 +20,8 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// Extra server settings (`-c name=value` pairs), kept for restarts.
+    args: Vec<String>,
     process: ManagedProcess,
     _temp: Option<TempDir>,
 }
@@ -27,14 +29,25 @@ pub struct Postgres {
 impl Postgres {
     /// A fresh cluster in its own temp dir (removed on drop).
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with_args(&[]).await
+    }
+
+    /// A fresh cluster in its own temp dir (removed on drop), started with extra server
+    /// arguments, e.g. `["-c", "wal_level=logical"]` for zero-cache's native Postgres path.
+    pub async fn start_with_args(args: &[&str]) -> anyhow::Result<Self> {
         let temp = service_temp_dir("postgres")?;
-        let mut pg = Self::start_in(temp.path()).await?;
+        let mut pg = Self::start_in_with_args(temp.path(), args).await?;
         pg._temp = Some(temp);
         Ok(pg)
     }
 
     /// A cluster in `dir/data` (initdb'd when missing), socket in `dir/sock`, logs in `dir`.
     pub async fn start_in(dir: impl AsRef<Path>) -> anyhow::Result<Self> {
+        Self::start_in_with_args(dir, &[]).await
+    }
+
+    /// [`Self::start_in`] with extra server arguments (see [`Self::start_with_args`]).
+    pub async fn start_in_with_args(dir: impl AsRef<Path>, args: &[&str]) -> anyhow::Result<Self> {
         ensure_installed("postgres", || postgres_bin_dir().is_some())?;
         let bin = postgres_bin_dir().context("no PostgreSQL under /usr/lib/postgresql")?;
         let dir = dir.as_ref().to_path_buf();
@@ -73,11 +86,13 @@ impl Postgres {
             }
         }
         let port = free_port();
-        let process = spawn(&bin, &dir, port, owner)?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let process = spawn(&bin, &dir, port, owner, &args)?;
         let mut pg = Self {
             dir,
             bin,
             port,
+            args,
             process,
             _temp: None,
         };
@@ -157,7 +172,7 @@ impl Postgres {
     /// Fast shutdown and start again on the same port and data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.process.terminate().await?;
-        self.process = spawn(&self.bin, &self.dir, self.port, run_as())?;
+        self.process = spawn(&self.bin, &self.dir, self.port, run_as(), &self.args)?;
         self.wait_ready().await
     }
 
@@ -219,6 +234,7 @@ fn spawn(
     dir: &Path,
     port: u16,
     owner: Option<(u32, u32)>,
+    args: &[String],
 ) -> anyhow::Result<ManagedProcess> {
     let mut cmd = Command::new(bin.join("postgres"));
     cmd.arg("-D")
@@ -232,6 +248,7 @@ fn spawn(
         ])
         .arg(dir.join("sock"))
         .args(["-c", "max_connections=200"])
+        .args(args)
         .current_dir(dir);
     as_owner(&mut cmd, owner);
     // SIGINT = fast shutdown; SIGTERM would wait for every client (zero-cache) to disconnect.

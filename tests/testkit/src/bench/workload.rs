@@ -1,0 +1,216 @@
+//! The benchmark's workload: small ZRocket-like chat messages (a ~100-byte text body), the
+//! same rows for MongoDB documents and PostgreSQL rows, the schema source-server is given for
+//! them, and the writers that put them into each database.
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use bson::{Document, doc};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+
+/// The table (and MongoDB collection) every measurement uses.
+pub const TABLE: &str = "messages";
+
+/// The column the writer stamps with its send time (epoch ms), for the latency runs.
+pub const SENT_COLUMN: &str = "sent_ms";
+
+/// The Zero schema JSON source-server gets: one `messages` table.
+pub fn schema_json() -> String {
+    let col = |t: &str, optional: bool| {
+        serde_json::json!({"type": t, "optional": optional, "customType": null})
+    };
+    serde_json::json!({
+        "tables": {
+            TABLE: {
+                "name": TABLE,
+                "columns": {
+                    "_id": col("string", false),
+                    "room_id": col("string", false),
+                    "author": col("string", false),
+                    "text": col("string", false),
+                    SENT_COLUMN: col("number", true),
+                    "created_at": col("number", true),
+                },
+                "primaryKey": ["_id"],
+            }
+        },
+        "relationships": {},
+    })
+    .to_string()
+}
+
+/// Table mappings: `messages` from the collection of the same name, no filter.
+pub fn mappings_json() -> String {
+    serde_json::json!({"version": 1, "mappings": {TABLE: {"source": TABLE}}}).to_string()
+}
+
+/// The native Postgres path's table, with the same columns.
+pub const PG_TABLE_DDL: &str = "CREATE TABLE messages (_id text PRIMARY KEY, room_id text NOT NULL, \
+     author text NOT NULL, text text NOT NULL, sent_ms double precision, created_at timestamptz)";
+
+/// Milliseconds since the epoch, with sub-millisecond precision.
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Message number `i`: its id, room, author and a ~100-byte body (no quotes, so it is safe
+/// in SQL text).
+pub struct Message {
+    pub id: String,
+    pub room: String,
+    pub author: String,
+    pub text: String,
+}
+
+const LOREM: &str = "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor \
+     incididunt ut labore et dolore magna aliqua Ut enim ad minim veniam quis nostrud";
+
+pub fn message(i: u64) -> Message {
+    let offset = (i % 40) as usize;
+    Message {
+        id: format!("m{i:09}"),
+        room: format!("room-{}", i % 50),
+        author: format!("user-{}", i % 200),
+        text: format!("#{i} {}", &LOREM[offset..offset + 90]),
+    }
+}
+
+pub fn mongo_doc(i: u64, sent_ms: Option<f64>) -> Document {
+    let m = message(i);
+    let mut d = doc! {
+        "_id": m.id,
+        "room_id": m.room,
+        "author": m.author,
+        "text": m.text,
+        "created_at": bson::DateTime::now(),
+    };
+    if let Some(ms) = sent_ms {
+        d.insert(SENT_COLUMN, ms);
+    }
+    d
+}
+
+fn sql_tuple(i: u64, sent_ms: Option<f64>) -> String {
+    let m = message(i);
+    let sent = sent_ms.map_or_else(|| "NULL".to_string(), |ms| format!("{ms:.3}"));
+    format!(
+        "('{}','{}','{}','{}',{sent},now())",
+        m.id, m.room, m.author, m.text
+    )
+}
+
+/// One multi-row INSERT of messages `from..to`.
+pub fn sql_insert(from: u64, to: u64, sent_ms: Option<f64>) -> String {
+    let values: Vec<String> = (from..to).map(|i| sql_tuple(i, sent_ms)).collect();
+    format!(
+        "INSERT INTO messages (_id, room_id, author, text, sent_ms, created_at) VALUES {};",
+        values.join(",")
+    )
+}
+
+/// Inserts messages `from..to` into `coll` with `insert_many` of `batch` documents each.
+pub async fn mongo_insert_range(
+    coll: &mongodb::Collection<Document>,
+    from: u64,
+    to: u64,
+    batch: u64,
+) -> anyhow::Result<()> {
+    let mut i = from;
+    while i < to {
+        let end = (i + batch).min(to);
+        let docs: Vec<Document> = (i..end).map(|j| mongo_doc(j, None)).collect();
+        coll.insert_many(docs)
+            .await
+            .with_context(|| format!("insert_many of messages {i}..{end}"))?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// A long-lived `psql` reading statements from a pipe: each line is executed (and, outside a
+/// transaction, committed) as soon as psql reads it, with no process start per write.
+pub struct PsqlPipe {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl PsqlPipe {
+    pub fn open(psql: &std::path::Path, url: &str) -> anyhow::Result<Self> {
+        let mut child = Command::new(psql)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting psql")?;
+        let stdin = child.stdin.take().context("psql without stdin")?;
+        Ok(Self {
+            child,
+            stdin: Some(stdin),
+        })
+    }
+
+    /// Sends one statement (it must end with `;` and hold no newline).
+    pub async fn send(&mut self, sql: &str) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("psql pipe already closed")?;
+        stdin.write_all(sql.as_bytes()).await?;
+        stdin.write_all(b"\n").await?;
+        stdin.flush().await.context("writing to psql")?;
+        Ok(())
+    }
+
+    /// Closes the pipe and waits until psql has run everything and exited.
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(Duration::from_secs(300), self.child.wait())
+            .await
+            .context("psql did not finish within 300 s")??;
+        if !status.success() {
+            bail!("psql failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+/// Steady writes at `rate` per second for `secs` seconds, message numbers from `first`; the
+/// send time of each is stamped into the row just before it is sent. Returns how many rows.
+pub async fn paced<F, Fut>(rate: u32, secs: u32, first: u64, mut write: F) -> anyhow::Result<u64>
+where
+    F: FnMut(u64, f64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let total = u64::from(rate) * u64::from(secs);
+    let start = tokio::time::Instant::now();
+    for k in 0..total {
+        let due = start + Duration::from_secs_f64(k as f64 / f64::from(rate));
+        tokio::time::sleep_until(due).await;
+        write(first + k, now_ms()).await?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_small_and_sql_safe() {
+        for i in [0, 1, 39, 12_345, 99_999_999] {
+            let m = message(i);
+            assert!((90..=110).contains(&m.text.len()), "{}", m.text.len());
+            assert!(!m.text.contains('\''));
+        }
+        assert_ne!(message(1).id, message(2).id);
+        let sql = sql_insert(0, 3, Some(1.5));
+        assert!(sql.starts_with("INSERT INTO messages"));
+        assert_eq!(sql.matches("now()").count(), 3);
+        assert!(sql.contains(",1.500,"));
+    }
+}
