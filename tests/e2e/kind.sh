@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test on kind: builds the three images, installs the operator with Helm, applies the
 # dev databases and the example ZeroStack, waits for Ready, and checks that a document written
-# to MongoDB reaches a real Zero client through zero-cache in the cluster. Then it runs the
-# operator's cluster test suite against the same cluster.
+# to MongoDB reaches a real Zero client through zero-cache in the cluster: ZRocket publishes
+# `null` permissions, so the client logs in like the browser and reads the named query
+# `rooms.publicChannels`, which zero-cache resolves through the app's query endpoint. Then it
+# runs the operator's cluster test suite against the same cluster.
 #
 # Needs: docker, kind, kubectl, helm, node + npm (for tests/node), cargo.
 # Env: CLUSTER (default zerostack-e2e), KEEP_CLUSTER=1 to keep it, SKIP_BUILD=1 to reuse images.
@@ -12,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER="${CLUSTER:-zerostack-e2e}"
 TAG="e2e"
 NS=zerostack-demo
-PF_PID=""
+# Background processes (port-forwards, the Zero client), stopped by PID on exit.
+BG_PIDS=""
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -29,7 +32,7 @@ dump() {
 
 cleanup() {
   local rc=$?
-  [[ -n "$PF_PID" ]] && kill "$PF_PID" 2>/dev/null || true
+  for pid in $BG_PIDS; do kill "$pid" 2>/dev/null || true; done
   [[ $rc -ne 0 ]] && dump
   if [[ "${KEEP_CLUSTER:-}" != 1 ]]; then kind delete cluster --name "$CLUSTER" || true; fi
   exit $rc
@@ -75,18 +78,50 @@ kubectl -n "$NS" get zerostack zrocket -o wide
 log "a MongoDB write reaches a Zero client"
 (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund >/dev/null)
 kubectl -n "$NS" port-forward svc/zrocket-cache 14848:4848 >/dev/null 2>&1 &
-PF_PID=$!
-for _ in $(seq 1 30); do curl -fsS http://127.0.0.1:14848/ >/dev/null 2>&1 && break; sleep 1; done
+BG_PIDS="$BG_PIDS $!"
+kubectl -n "$NS" port-forward svc/zrocket-app 18011:8011 >/dev/null 2>&1 &
+BG_PIDS="$BG_PIDS $!"
+APP=http://127.0.0.1:18011
+for _ in $(seq 1 30); do
+  curl -fsS http://127.0.0.1:14848/ >/dev/null 2>&1 && curl -fsS "$APP/health" >/dev/null 2>&1 && break
+  sleep 1
+done
+# Logging in needs the seeded users and POST /api/seed needs a login, so the first seed runs
+# inside the app's pod (same image, same MONGODB_URI from the container's env).
+kubectl -n "$NS" exec deploy/zrocket-app -- /usr/local/bin/zrocket seed
+# Prints the string at a dotted path of the JSON on stdin (node is needed anyway; jq may not be).
+json_field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{let v=JSON.parse(s);for(const k of process.argv[1].split("."))v=v?.[k];if(typeof v!=="string"){console.error("no string at "+process.argv[1]+" in the answer");process.exit(1)}process.stdout.write(v)})' "$1"; }
+LOGIN="$(curl -fsS -X POST -H 'Content-Type: application/json' -d '{"username":"alice"}' "$APP/api/auth/login")"
+TOKEN="$(json_field token <<<"$LOGIN")"
+USER_ID="$(json_field user._id <<<"$LOGIN")"
+# The REST seed with the token: idempotent, and checks the app takes its own Bearer tokens.
+curl -fsS -X POST -H "Authorization: Bearer $TOKEN" "$APP/api/seed" >/dev/null
 SCHEMA_FILE="$(mktemp)"
 kubectl -n "$NS" get configmap zrocket-schema -o jsonpath='{.data.schema\.json}' >"$SCHEMA_FILE"
 MARK="e2e-$(date +%s)-$RANDOM"
+CLIENT_OUT="$(mktemp)"
 node "$ROOT/tests/node/zero-client.mjs" --url http://127.0.0.1:14848 --schema "$SCHEMA_FILE" \
-  --table channels --until-json "{\"name\":\"$MARK\"}" --timeout-ms 60000 &
+  --table channels --query rooms.publicChannels --args '{}' --auth "$TOKEN" --user-id "$USER_ID" \
+  --until-json "{\"name\":\"$MARK\"}" --timeout-ms 120000 >"$CLIENT_OUT" &
 CLIENT_PID=$!
-sleep 5
-kubectl -n "$NS" exec mongodb-0 -- mongosh --quiet zrocket \
-  --eval "db.rooms.insertOne({_id: '$MARK', t: 'c', name: '$MARK'}).acknowledged"
-wait "$CLIENT_PID"
+BG_PIDS="$BG_PIDS $CLIENT_PID"
+# Write only once the query is live (the app answered it and the seeded channels synced), so the
+# channel arrives as a change, not in the initial result.
+for _ in $(seq 1 60); do
+  grep -q '"resultType":"complete"' "$CLIENT_OUT" && break
+  kill -0 "$CLIENT_PID" 2>/dev/null || break
+  sleep 1
+done
+grep -q '"resultType":"complete"' "$CLIENT_OUT" || { cat "$CLIENT_OUT"; echo "the Zero client got no complete result" >&2; exit 1; }
+kubectl -n "$NS" exec mongodb-0 -- mongosh --quiet zrocket --eval "db.rooms.insertOne({
+  _id: '$MARK', t: 'c', name: '$MARK', readOnly: false, archived: false,
+  memberIds: ['u-alice'], usernames: ['alice'], messageCount: NumberLong(0), createdBy: 'u-alice',
+  createdAt: new Date(), updatedAt: new Date()}).acknowledged"
+if ! wait "$CLIENT_PID"; then
+  tail -c 4000 "$CLIENT_OUT"
+  echo "the Zero client did not see $MARK" >&2
+  exit 1
+fi
 log "the Zero client saw $MARK"
 
 log "operator cluster suite"

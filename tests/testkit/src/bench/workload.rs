@@ -18,9 +18,7 @@ pub const SENT_COLUMN: &str = "sent_ms";
 
 /// The Zero schema JSON source-server gets: one `messages` table.
 pub fn schema_json() -> String {
-    let col = |t: &str, optional: bool| {
-        serde_json::json!({"type": t, "optional": optional, "customType": null})
-    };
+    let col = |t: &str, optional: bool| serde_json::json!({"type": t, "optional": optional, "customType": null});
     serde_json::json!({
         "tables": {
             TABLE: {
@@ -180,18 +178,28 @@ impl PsqlPipe {
 }
 
 /// Steady writes at `rate` per second for `secs` seconds, message numbers from `first`; the
-/// send time of each is stamped into the row just before it is sent. Returns how many rows.
+/// send time of each is stamped into the row just before it is issued. Each write runs as its
+/// own task, so one slow commit (a journal or WAL flush) does not hold back the schedule: both
+/// databases see concurrent writers, as they would from an app. Returns how many rows.
 pub async fn paced<F, Fut>(rate: u32, secs: u32, first: u64, mut write: F) -> anyhow::Result<u64>
 where
     F: FnMut(u64, f64) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let total = u64::from(rate) * u64::from(secs);
     let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
     for k in 0..total {
         let due = start + Duration::from_secs_f64(k as f64 / f64::from(rate));
         tokio::time::sleep_until(due).await;
-        write(first + k, now_ms()).await?;
+        tasks.spawn(write(first + k, now_ms()));
+        // Surface a failing writer at once instead of after the whole run.
+        while let Some(done) = tasks.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
     }
     Ok(total)
 }

@@ -1,0 +1,436 @@
+//! What the benchmark measures with: the bare driver loop (the ceiling), a WebSocket client
+//! that plays zero-cache and acks every commit, the replica watcher (`replica-watch.mjs`),
+//! the source-server process and its peak RSS, and the statistics over latencies.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bson::Document;
+use futures::{SinkExt, StreamExt};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+use tokio_tungstenite::tungstenite::Message;
+use zerostack_testkit::{ManagedProcess, free_port, node_dir};
+
+pub const TOKEN: &str = "bench-token-7Yq";
+
+/// A LexiVersion (one base-36 length digit, then base-36 digits) back to its number.
+pub fn lexi_to_u64(lexi: &str) -> anyhow::Result<u64> {
+    let digits = lexi
+        .get(1..)
+        .filter(|d| !d.is_empty())
+        .with_context(|| format!("watermark {lexi:?} is not a LexiVersion"))?;
+    u64::from_str_radix(digits, 36).with_context(|| format!("watermark {lexi:?}: bad digits"))
+}
+
+/// The MongoDB cluster time inside a watermark, `(seconds << 32) | increment`.
+pub fn lexi_to_timestamp(lexi: &str) -> anyhow::Result<bson::Timestamp> {
+    let v = lexi_to_u64(lexi)?;
+    Ok(bson::Timestamp {
+        time: (v >> 32) as u32,
+        increment: (v & 0xffff_ffff) as u32,
+    })
+}
+
+/// (1) The ceiling: a bare driver change stream from `start`, read until `n` insert events
+/// arrived. Returns the elapsed time from opening the stream.
+pub async fn read_raw_change_stream(
+    coll: &mongodb::Collection<Document>,
+    start: bson::Timestamp,
+    n: u64,
+) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let mut stream = coll
+        .watch()
+        .start_at_operation_time(start)
+        .await
+        .context("opening the raw change stream")?;
+    let mut seen = 0u64;
+    while seen < n {
+        let event: ChangeStreamEvent<Document> =
+            tokio::time::timeout(Duration::from_secs(60), stream.next())
+                .await
+                .context("raw change stream: no event for 60 s")?
+                .context("raw change stream ended")??;
+        if event.operation_type == OperationType::Insert {
+            seen += 1;
+        }
+    }
+    Ok(t0.elapsed())
+}
+
+/// A source-server process started from the release binary with the bench schema.
+pub struct SourceServer {
+    pub process: ManagedProcess,
+    pub port: u16,
+}
+
+impl SourceServer {
+    pub async fn start(
+        bin: &Path,
+        dir: &Path,
+        mongo_uri: &str,
+        db: &str,
+        extra_env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let schema = dir.join("schema.json");
+        let mappings = dir.join("table-mappings.json");
+        std::fs::write(&schema, super::workload::schema_json())?;
+        std::fs::write(&mappings, super::workload::mappings_json())?;
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.env("MONGODB_URI", mongo_uri)
+            .env("MONGODB_DATABASE", db)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("ZERO_SCHEMA_FILE", &schema)
+            .env("ZERO_TABLE_MAPPINGS_FILE", &mappings)
+            .env("SOURCE_TOKEN", TOKEN)
+            .env("LOG_LEVEL", "info");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut process = ManagedProcess::spawn("source-server", cmd, dir)?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if !process.is_running() {
+                bail!("source-server exited:\n{}", process.log_tail(40));
+            }
+            if http_status(port, "/ready").await == Some(200) {
+                // Printed so a profiler can be attached (`perf record -p PID`).
+                eprintln!(
+                    "[bench] source-server pid {} ({}) ready",
+                    process.pid(),
+                    dir.display()
+                );
+                return Ok(Self { process, port });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "source-server not ready after 30 s:\n{}",
+            process.log_tail(40)
+        )
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!(
+            "ws://127.0.0.1:{}/changes/v0/stream?token={TOKEN}",
+            self.port
+        )
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> anyhow::Result<u64> {
+        peak_rss(self.process.pid())
+    }
+}
+
+/// `VmHWM` of a process, in bytes.
+pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))
+}
+
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The status code of `GET path` on 127.0.0.1:port, if it answers within 2 s.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = vec![0u8; 32];
+        let n = s.read(&mut buf).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    let head = tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()?
+        .ok()?;
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The initial-sync connection: reads the snapshot transaction and returns its watermark
+/// (the replica version).
+pub async fn initial_sync(url: &str) -> anyhow::Result<String> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}&appID=zero&shardNum=0"))
+        .await
+        .context("connecting to source-server")?;
+    let mut watermark = None;
+    loop {
+        let text = next_text(&mut ws).await?;
+        if text.starts_with("[\"begin\"") {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            watermark = v[2]["commitWatermark"].as_str().map(str::to_string);
+        } else if text.starts_with("[\"commit\"") {
+            let _ = ws.close(None).await;
+            return watermark.context("snapshot commit without a begin watermark");
+        }
+    }
+}
+
+/// What the acking client saw.
+pub struct AckRun {
+    pub elapsed: Duration,
+    pub finished_at: Instant,
+    pub rows: u64,
+    pub transactions: u64,
+    pub last_watermark: String,
+}
+
+/// (2) Plays zero-cache on a resume connection from `from` (replica version `w0`): counts
+/// insert rows and acks every commit, until `n` rows arrived and their transaction committed.
+/// `connected` fires once the socket is open.
+pub async fn acking_client(
+    url: &str,
+    w0: &str,
+    from: &str,
+    n: u64,
+    connected: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<AckRun> {
+    let t0 = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{url}&appID=zero&shardNum=0&lastWatermark={from}&replicaVersion={w0}"
+    ))
+    .await
+    .context("connecting to source-server")?;
+    if let Some(tx) = connected {
+        let _ = tx.send(());
+    }
+    let (mut rows, mut transactions) = (0u64, 0u64);
+    loop {
+        let text = next_text(&mut ws).await?;
+        // Cheap prefix checks: a real zero-cache parses every message, but the point here is
+        // the source's own rate, so the client stays out of the way.
+        if text.starts_with("[\"data\"") {
+            if text.contains("\"tag\":\"insert\"") {
+                rows += 1;
+            }
+        } else if text.starts_with("[\"commit\"") {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            let w = v[2]["watermark"].clone();
+            let ack = serde_json::json!(["status", {"tag": "commit"}, {"watermark": w}]);
+            ws.send(Message::Text(ack.to_string().into())).await?;
+            transactions += 1;
+            if rows >= n {
+                let finished_at = Instant::now();
+                let _ = ws.close(None).await;
+                return Ok(AckRun {
+                    elapsed: finished_at - t0,
+                    finished_at,
+                    rows,
+                    transactions,
+                    last_watermark: w.as_str().unwrap_or_default().to_string(),
+                });
+            }
+        } else if text.starts_with("[\"control\"") || text.starts_with("[\"error\"") {
+            bail!("source-server answered the resume with {text}");
+        }
+    }
+}
+
+async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .context("no message from source-server for 60 s")?;
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+            Some(Ok(Message::Close(_))) | None => bail!("source-server closed the stream"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => bail!("websocket error: {e}"),
+        }
+    }
+}
+
+fn watcher_command(args: &[String]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(node_dir().join("replica-watch.mjs"))
+        .args(args)
+        .current_dir(node_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `replica-watch.mjs count`: resolves to the epoch ms when the replica first held `target`
+/// rows of `table`.
+pub struct CountWatch {
+    child: Child,
+}
+
+impl CountWatch {
+    pub fn start(replica: &Path, table: &str, target: u64) -> anyhow::Result<Self> {
+        let child = watcher_command(&[
+            "count".into(),
+            replica.display().to_string(),
+            table.into(),
+            target.to_string(),
+            "5".into(),
+        ])
+        .spawn()
+        .context("starting node replica-watch.mjs")?;
+        Ok(Self { child })
+    }
+
+    pub async fn wait(mut self, timeout: Duration) -> anyhow::Result<f64> {
+        let mut out = String::new();
+        let mut stdout = self.child.stdout.take().context("watcher without stdout")?;
+        tokio::time::timeout(timeout, stdout.read_to_string(&mut out))
+            .await
+            .with_context(|| {
+                format!("the replica did not reach its row count within {timeout:?}")
+            })??;
+        let status = self.child.wait().await?;
+        if !status.success() {
+            bail!("replica-watch.mjs count failed ({status})");
+        }
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .with_context(|| format!("replica-watch.mjs printed {out:?}"))?;
+        v["atMs"].as_f64().context("watcher result without atMs")
+    }
+}
+
+/// `replica-watch.mjs latency`: every new row's stamped send time and when it appeared.
+pub struct LatencyWatch {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl LatencyWatch {
+    /// Starts the watcher and waits until it has noted the replica's current end.
+    pub async fn start(replica: &Path, table: &str, expected: u64) -> anyhow::Result<Self> {
+        let mut child = watcher_command(&[
+            "latency".into(),
+            replica.display().to_string(),
+            table.into(),
+            super::workload::SENT_COLUMN.into(),
+            expected.to_string(),
+            "1".into(),
+        ])
+        .spawn()
+        .context("starting node replica-watch.mjs")?;
+        let stdout = child.stdout.take().context("watcher without stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .context("latency watcher not ready within 60 s")??;
+        if first.as_deref() != Some("ready") {
+            bail!("latency watcher said {first:?} instead of ready");
+        }
+        Ok(Self { child, lines })
+    }
+
+    /// Latencies (ms) of every row, once all `expected` rows were seen.
+    pub async fn finish(mut self, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+        let mut latencies = Vec::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
+                .await
+                .with_context(|| {
+                    format!(
+                        "latency watcher: only {} rows reached the replica in time",
+                        latencies.len()
+                    )
+                })??
+                .context("latency watcher ended early")?;
+            if line == "done" {
+                break;
+            }
+            let mut parts = line.split_whitespace();
+            let parsed = parts
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+                .zip(parts.next().and_then(|s| s.parse::<f64>().ok()));
+            let (sent, seen) =
+                parsed.with_context(|| format!("latency watcher printed {line:?}"))?;
+            latencies.push(seen - sent);
+        }
+        let _ = self.child.wait().await;
+        Ok(latencies)
+    }
+}
+
+/// p50/p95/p99/max of latencies in ms (nearest-rank).
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Percentiles {
+    pub n: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    Some(Percentiles {
+        n: v.len(),
+        p50: rank(0.50),
+        p95: rank(0.95),
+        p99: rank(0.99),
+        max: v[v.len() - 1],
+    })
+}
+
+/// `psql` next to the PostgreSQL server the testkit runs.
+pub fn psql_path() -> anyhow::Result<PathBuf> {
+    zerostack_testkit::paths::postgres_bin_dir()
+        .map(|b| b.join("psql"))
+        .context("no PostgreSQL under /usr/lib/postgresql")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexi_round_trip() {
+        assert_eq!(lexi_to_u64("00").unwrap(), 0);
+        assert_eq!(lexi_to_u64("0z").unwrap(), 35);
+        assert_eq!(lexi_to_u64("110").unwrap(), 36);
+        assert_eq!(lexi_to_u64("1rs").unwrap(), 1000);
+        assert!(lexi_to_u64("1").is_err());
+        let ts = lexi_to_timestamp("c3w5e11264sgsf").unwrap();
+        assert_eq!((ts.time, ts.increment), (u32::MAX, u32::MAX));
+    }
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let p = percentiles(&v).unwrap();
+        assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
+        assert!(percentiles(&[]).is_none());
+    }
+
+    #[test]
+    fn vm_hwm_is_read_in_bytes() {
+        let status = "Name:\tx\nVmPeak:\t  100 kB\nVmHWM:\t   2048 kB\nVmRSS:\t 1 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(2048 * 1024));
+        assert_eq!(parse_vm_hwm("Name: x\n"), None);
+    }
+}

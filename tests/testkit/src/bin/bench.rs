@@ -1,0 +1,618 @@
+//! `bench`: ZeroStack's benchmarks (`tests/bench.sh`; on demand, not in CI). Starts the real
+//! services through the testkit (MongoDB replica set, PostgreSQL with `wal_level=logical`,
+//! zero-cache 1.9.0, the release source-server), measures each figure beside its ceiling or bar
+//! in the same run, and prints and saves one table (`tests/artifacts/bench-<time>.md`/`.json`).
+//!
+//! 1. raw change-stream read rate (a bare driver loop): the ceiling for 2;
+//! 2. source-server → a client that acks every commit;
+//! 3. MongoDB → zero-cache's replica, burst; 4. the same through zero-cache's native Postgres
+//!    path (the bar for 3);
+//! 5. commit → replica latency at steady rates, both paths measured the same way;
+//! 6. initial sync into zero-cache, both paths; 7. source-server peak RSS.
+//!
+//! A phase that fails is reported as such and the others still run.
+
+#[path = "../bench/probes.rs"]
+mod probes;
+#[path = "../bench/report.rs"]
+mod report;
+#[path = "../bench/workload.rs"]
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bson::Document;
+use clap::Parser;
+use probes::{
+    CountWatch, LatencyWatch, SourceServer, acking_client, initial_sync, lexi_to_timestamp,
+    percentiles, psql_path, read_raw_change_stream,
+};
+use report::{Latency, Results};
+use workload::{PG_TABLE_DDL, PsqlPipe, TABLE, mongo_doc, mongo_insert_range, now_ms, sql_insert};
+use zerostack_testkit::{Mongo, Postgres, StateDir, ZeroCache, ZeroCacheOptions, repo_root};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    about = "ZeroStack benchmarks: each figure beside its ceiling, measured in the same run"
+)]
+struct Args {
+    /// Rows per burst (measurements 1-4).
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Rows per insert_many / multi-row INSERT in the bursts.
+    #[arg(long, default_value_t = 1000)]
+    batch: u64,
+    /// Documents for the initial-sync measurement (6).
+    #[arg(long, default_value_t = 200_000)]
+    sync_rows: u64,
+    /// Seconds of steady writes per rate (5).
+    #[arg(long, default_value_t = 20)]
+    latency_secs: u32,
+    /// Steady write rates for the latency runs, writes/s.
+    #[arg(long, value_delimiter = ',', default_values_t = [500u32, 100])]
+    rates: Vec<u32>,
+    /// A fast smoke run (about a minute or two): 10k rows, 20k sync rows, 5 s per rate.
+    #[arg(long)]
+    quick: bool,
+    /// The source-server binary (default: target/release/source-server).
+    #[arg(long)]
+    source_bin: Option<PathBuf>,
+    /// Extra source-server environment, e.g. `MAX_ROWS_PER_TRANSACTION=5000` (repeatable).
+    #[arg(long = "source-env", value_name = "KEY=VALUE")]
+    source_env: Vec<String>,
+    /// Where the report goes (default: tests/artifacts).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Keep the state folder (data, logs) instead of removing it.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+async fn run() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.quick {
+        args.rows = args.rows.min(10_000);
+        args.sync_rows = args.sync_rows.min(20_000);
+        args.latency_secs = args.latency_secs.min(5);
+    }
+    if args.rows == 0 || args.batch == 0 || args.sync_rows == 0 {
+        bail!("--rows, --batch and --sync-rows must be at least 1");
+    }
+    if args.rates.iter().any(|&r| r == 0 || r > 5000) {
+        bail!("--rates: each rate must be between 1 and 5000 writes/s");
+    }
+    let source_env = args
+        .source_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--source-env {kv:?}: expected KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let root = repo_root();
+    let source_bin = args
+        .source_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/source-server"));
+    if !source_bin.exists() {
+        bail!(
+            "source-server binary {} does not exist: build it with `cargo build --release -p source-server` (or pass --source-bin)",
+            source_bin.display()
+        );
+    }
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| root.join("tests/artifacts"));
+
+    let mut results = Results {
+        command: command_line(),
+        started_utc: utc_stamp(true),
+        machine: machine(),
+        rows: args.rows,
+        batch: args.batch,
+        sync_rows: args.sync_rows,
+        latency_secs: args.latency_secs,
+        ..Default::default()
+    };
+    let state = StateDir::temp()?;
+    say(format!("state in {}", state.path().display()));
+    let started = Instant::now();
+
+    let (mongo, pg) = tokio::join!(
+        Mongo::start_in(state.service("mongo")?),
+        Postgres::start_in_with_args(state.service("postgres")?, &["-c", "wal_level=logical"])
+    );
+    let mongo = mongo.context("starting MongoDB")?;
+    let pg = pg.context("starting PostgreSQL")?;
+    let ctx = Ctx {
+        args: &args,
+        state: &state,
+        mongo: &mongo,
+        pg: &pg,
+        source_bin: &source_bin,
+        source_env: &source_env,
+    };
+
+    let mut rss_streaming: Vec<u64> = Vec::new();
+    macro_rules! phase {
+        ($name:expr, $fut:expr) => {{
+            say(format!("--- {} ---", $name));
+            let t = Instant::now();
+            match $fut.await {
+                Ok(v) => {
+                    say(format!(
+                        "{} done in {:.1} s",
+                        $name,
+                        t.elapsed().as_secs_f64()
+                    ));
+                    Some(v)
+                }
+                Err(e) => {
+                    say(format!("{} FAILED: {e:#}", $name));
+                    results.errors.push(format!("{}: {e:#}", $name));
+                    None
+                }
+            }
+        }};
+    }
+
+    if let Some(s) = phase!(
+        "1+2 change stream → source-server → acking client",
+        ctx.stream_to_client()
+    ) {
+        results.raw_events_per_s = s.raw.iter().copied().reduce(f64::max);
+        results.raw_reads_events_per_s = s.raw;
+        results.source_rows_per_s = Some(s.replay);
+        results.source_transactions = Some(s.replay_transactions);
+        results.live_write_rows_per_s = Some(s.write_rate);
+        results.live_rows_per_s = Some(s.live_rate);
+        results.live_transactions = Some(s.live_transactions);
+        rss_streaming.push(s.rss);
+    }
+    if let Some((burst, lat, rss)) = phase!(
+        "3+5 MongoDB → source-server → zero-cache",
+        ctx.mongo_to_zero_cache()
+    ) {
+        results.mongo_burst_rows_per_s = Some(burst);
+        rss_streaming.push(rss);
+        for (rate, p) in lat {
+            results.latency.push(Latency {
+                rate,
+                mongo: p,
+                pg: None,
+            });
+        }
+    }
+    if let Some((burst, lat)) = phase!("4+5 Postgres → zero-cache (native)", ctx.pg_to_zero_cache())
+    {
+        results.pg_burst_rows_per_s = Some(burst);
+        for (rate, p) in lat {
+            match results.latency.iter_mut().find(|l| l.rate == rate) {
+                Some(l) => l.pg = p,
+                None => results.latency.push(Latency {
+                    rate,
+                    mongo: None,
+                    pg: p,
+                }),
+            }
+        }
+    }
+    if let Some((secs, rss)) = phase!("6 initial sync from MongoDB", ctx.mongo_initial_sync()) {
+        results.mongo_sync_secs = Some(secs);
+        results.source_peak_rss_sync = Some(rss);
+    }
+    if let Some(secs) = phase!(
+        "6 initial sync from Postgres (native)",
+        ctx.pg_initial_sync()
+    ) {
+        results.pg_sync_secs = Some(secs);
+    }
+    results.source_peak_rss_streaming = rss_streaming.into_iter().max();
+
+    drop(mongo);
+    drop(pg);
+    say(format!(
+        "all phases done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let md = report::markdown(&results);
+    println!("\n{md}");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let stamp = utc_stamp(false);
+    let md_path = out_dir.join(format!("bench-{stamp}.md"));
+    let json_path = out_dir.join(format!("bench-{stamp}.json"));
+    std::fs::write(&md_path, &md)?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
+    say(format!(
+        "saved {} and {}",
+        md_path.display(),
+        json_path.display()
+    ));
+    if args.keep {
+        say(format!("state kept in {}", state.keep().display()));
+    }
+    if !results.errors.is_empty() {
+        bail!("{} phase(s) failed (see the report)", results.errors.len());
+    }
+    Ok(())
+}
+
+struct Ctx<'a> {
+    args: &'a Args,
+    state: &'a StateDir,
+    mongo: &'a Mongo,
+    pg: &'a Postgres,
+    source_bin: &'a Path,
+    source_env: &'a [(String, String)],
+}
+
+/// psql connections writing in the Postgres latency runs.
+const PG_WRITERS: usize = 8;
+
+struct StreamRun {
+    raw: Vec<f64>,
+    replay: f64,
+    replay_transactions: u64,
+    write_rate: f64,
+    live_rate: f64,
+    live_transactions: u64,
+    rss: u64,
+}
+
+type LatencyRuns = Vec<(u32, Option<probes::Percentiles>)>;
+
+impl Ctx<'_> {
+    async fn source(&self, name: &str, db: &str) -> anyhow::Result<SourceServer> {
+        SourceServer::start(
+            self.source_bin,
+            &self.state.service(name)?,
+            &self.mongo.uri(),
+            db,
+            self.source_env,
+        )
+        .await
+    }
+
+    async fn collection(&self, db: &str) -> anyhow::Result<mongodb::Collection<Document>> {
+        let database = self.mongo.client().await?.database(db);
+        database
+            .create_collection(TABLE)
+            .await
+            .with_context(|| format!("creating {db}.{TABLE}"))?;
+        Ok(database.collection(TABLE))
+    }
+
+    /// Fresh CVR and change databases named after `tag`.
+    async fn zero_cache_options(
+        &self,
+        tag: &str,
+        upstream: String,
+    ) -> anyhow::Result<ZeroCacheOptions> {
+        let cvr = format!("{tag}_cvr");
+        let cdc = format!("{tag}_cdc");
+        self.pg.create_db(&cvr).await?;
+        self.pg.create_db(&cdc).await?;
+        Ok(ZeroCacheOptions {
+            upstream_url: upstream,
+            cvr_db: self.pg.url(&cvr),
+            change_db: self.pg.url(&cdc),
+            ready_timeout: Some(Duration::from_secs(600)),
+            ..Default::default()
+        })
+    }
+
+    /// (1) and (2): N inserts written first; the raw read before and after the source read.
+    /// Then (2, live): the client connected first and N more inserts written while it reads.
+    async fn stream_to_client(&self) -> anyhow::Result<StreamRun> {
+        let n = self.args.rows;
+        let coll = self.collection("bench_stream").await?;
+        let source = self.source("source-stream", "bench_stream").await?;
+        let w0 = initial_sync(&source.ws_url()).await?;
+        let start = lexi_to_timestamp(&w0)?;
+        say(format!("writing {n} messages"));
+        mongo_insert_range(&coll, 0, n, self.args.batch).await?;
+        let mut raw = Vec::new();
+        let t = read_raw_change_stream(&coll, start, n).await?;
+        raw.push(n as f64 / t.as_secs_f64());
+        say(format!("raw change stream: {:.0} events/s", raw[0]));
+        let run = acking_client(&source.ws_url(), &w0, &w0, n, None).await?;
+        if run.rows != n {
+            bail!("the acking client got {} rows, expected {n}", run.rows);
+        }
+        let replay = n as f64 / run.elapsed.as_secs_f64();
+        say(format!(
+            "source-server → acking client (backlog): {replay:.0} rows/s in {} transactions",
+            run.transactions
+        ));
+        let t = read_raw_change_stream(&coll, start, n).await?;
+        raw.push(n as f64 / t.as_secs_f64());
+        say(format!("raw change stream again: {:.0} events/s", raw[1]));
+
+        // Live: connected and caught up first, then the burst.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let url = source.ws_url();
+        let from = run.last_watermark.clone();
+        let client =
+            tokio::spawn(async move { acking_client(&url, &w0, &from, n, Some(tx)).await });
+        rx.await.context("the live client did not connect")?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        mongo_insert_range(&coll, n, 2 * n, self.args.batch).await?;
+        let write_rate = n as f64 / t0.elapsed().as_secs_f64();
+        let live = client.await??;
+        let live_rate = n as f64 / (live.finished_at - t0).as_secs_f64();
+        say(format!(
+            "live burst: written at {write_rate:.0} rows/s, through source-server at {live_rate:.0} rows/s in {} transactions",
+            live.transactions
+        ));
+        Ok(StreamRun {
+            raw,
+            replay,
+            replay_transactions: run.transactions,
+            write_rate,
+            live_rate,
+            live_transactions: live.transactions,
+            rss: source.peak_rss()?,
+        })
+    }
+
+    /// (3) and (5) on the MongoDB path.
+    async fn mongo_to_zero_cache(&self) -> anyhow::Result<(f64, LatencyRuns, u64)> {
+        let n = self.args.rows;
+        let coll = self.collection("bench_zero").await?;
+        let source = self.source("source-zero", "bench_zero").await?;
+        let opts = self.zero_cache_options("m", source.ws_url()).await?;
+        let mut zc = ZeroCache::start_in(self.state.service("zero-cache-mongo")?, opts).await?;
+        let replica = zc.replica_file();
+        let watch = CountWatch::start(&replica, TABLE, n)?;
+        // The watcher must have opened the replica before the clock starts.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t0 = now_ms();
+        mongo_insert_range(&coll, 0, n, self.args.batch).await?;
+        let at = watch.wait(Duration::from_secs(600)).await?;
+        let burst = n as f64 / ((at - t0) / 1000.0);
+        say(format!("MongoDB burst into the replica: {burst:.0} rows/s"));
+        let mut next = n;
+        let mut lat = Vec::new();
+        for &rate in &self.args.rates {
+            let expected = u64::from(rate) * u64::from(self.args.latency_secs);
+            let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
+            let coll = coll.clone();
+            paced_writes(rate, self.args.latency_secs, next, move |i, sent| {
+                let coll = coll.clone();
+                async move {
+                    coll.insert_one(mongo_doc(i, Some(sent))).await?;
+                    Ok(())
+                }
+            })
+            .await?;
+            next += expected;
+            let p = percentiles(&watch.finish(Duration::from_secs(120)).await?);
+            say(format!("MongoDB latency at {rate}/s: {p:?}"));
+            lat.push((rate, p));
+        }
+        let rss = source.peak_rss()?;
+        zc.stop().await?;
+        Ok((burst, lat, rss))
+    }
+
+    /// (4) and (5) on zero-cache's native Postgres path.
+    async fn pg_to_zero_cache(&self) -> anyhow::Result<(f64, LatencyRuns)> {
+        let n = self.args.rows;
+        self.pg.create_db("bench_pg").await?;
+        self.pg.psql("bench_pg", PG_TABLE_DDL).await?;
+        let mut opts = self
+            .zero_cache_options("p", self.pg.url("bench_pg"))
+            .await?;
+        opts.extra_env
+            .push(("ZERO_UPSTREAM_TYPE".into(), "pg".into()));
+        let mut zc = ZeroCache::start_in(self.state.service("zero-cache-pg")?, opts).await?;
+        let replica = zc.replica_file();
+        let psql = psql_path()?;
+        let watch = CountWatch::start(&replica, TABLE, n)?;
+        let statements: Vec<String> = (0..n)
+            .step_by(self.args.batch as usize)
+            .map(|i| sql_insert(i, (i + self.args.batch).min(n), None))
+            .collect();
+        let mut pipe = PsqlPipe::open(&psql, &self.pg.url("bench_pg"))?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t0 = now_ms();
+        for s in &statements {
+            pipe.send(s).await?;
+        }
+        let at = watch.wait(Duration::from_secs(600)).await?;
+        pipe.finish().await?;
+        let burst = n as f64 / ((at - t0) / 1000.0);
+        say(format!(
+            "Postgres burst into the replica: {burst:.0} rows/s"
+        ));
+        let mut next = n;
+        let mut lat = Vec::new();
+        for &rate in &self.args.rates {
+            let expected = u64::from(rate) * u64::from(self.args.latency_secs);
+            let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
+            // Several connections, as the MongoDB driver's pool gives the other path: each
+            // write goes to the next one, so a commit's WAL flush does not stall the schedule.
+            let pipes = (0..PG_WRITERS)
+                .map(|_| {
+                    PsqlPipe::open(&psql, &self.pg.url("bench_pg"))
+                        .map(|p| Arc::new(tokio::sync::Mutex::new(p)))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let shared = pipes.clone();
+            paced_writes(rate, self.args.latency_secs, next, move |i, sent| {
+                let pipe = shared[(i % PG_WRITERS as u64) as usize].clone();
+                async move {
+                    pipe.lock()
+                        .await
+                        .send(&sql_insert(i, i + 1, Some(sent)))
+                        .await
+                }
+            })
+            .await?;
+            next += expected;
+            let p = percentiles(&watch.finish(Duration::from_secs(120)).await?);
+            for pipe in pipes {
+                Arc::try_unwrap(pipe)
+                    .map_err(|_| anyhow::anyhow!("psql pipe still shared"))?
+                    .into_inner()
+                    .finish()
+                    .await?;
+            }
+            say(format!("Postgres latency at {rate}/s: {p:?}"));
+            lat.push((rate, p));
+        }
+        zc.stop().await?;
+        Ok((burst, lat))
+    }
+
+    /// (6) MongoDB: `sync_rows` documents, then a fresh zero-cache through source-server.
+    async fn mongo_initial_sync(&self) -> anyhow::Result<(f64, u64)> {
+        let n = self.args.sync_rows;
+        let coll = self.collection("bench_sync").await?;
+        say(format!("writing {n} documents"));
+        mongo_insert_range(&coll, 0, n, 1000).await?;
+        let source = self.source("source-sync", "bench_sync").await?;
+        let opts = self.zero_cache_options("ms", source.ws_url()).await?;
+        let secs =
+            timed_initial_sync(self.state.service("zero-cache-mongo-sync")?, opts, n).await?;
+        let rss = source.peak_rss()?;
+        Ok((secs, rss))
+    }
+
+    /// (6) Postgres: the same rows in a table, then a fresh zero-cache on the native path.
+    async fn pg_initial_sync(&self) -> anyhow::Result<f64> {
+        let n = self.args.sync_rows;
+        self.pg.create_db("bench_pg_sync").await?;
+        self.pg.psql("bench_pg_sync", PG_TABLE_DDL).await?;
+        let mut pipe = PsqlPipe::open(&psql_path()?, &self.pg.url("bench_pg_sync"))?;
+        for i in (0..n).step_by(1000) {
+            pipe.send(&sql_insert(i, (i + 1000).min(n), None)).await?;
+        }
+        pipe.finish().await?;
+        let mut opts = self
+            .zero_cache_options("ps", self.pg.url("bench_pg_sync"))
+            .await?;
+        opts.extra_env
+            .push(("ZERO_UPSTREAM_TYPE".into(), "pg".into()));
+        timed_initial_sync(self.state.service("zero-cache-pg-sync")?, opts, n).await
+    }
+}
+
+/// Seconds from zero-cache's start until it is ready and its replica holds all `n` rows.
+async fn timed_initial_sync(dir: PathBuf, opts: ZeroCacheOptions, n: u64) -> anyhow::Result<f64> {
+    let replica = dir.join("zero.db");
+    let t0 = now_ms();
+    let mut zc = ZeroCache::spawn_in(&dir, opts)?;
+    let watch = CountWatch::start(&replica, TABLE, n)?;
+    zc.wait_ready().await?;
+    let ready = now_ms();
+    let all_rows = watch.wait(Duration::from_secs(600)).await?;
+    let secs = (ready.max(all_rows) - t0) / 1000.0;
+    say(format!(
+        "initial sync of {n}: ready after {:.1} s, all rows after {:.1} s",
+        (ready - t0) / 1000.0,
+        (all_rows - t0) / 1000.0
+    ));
+    zc.stop().await?;
+    Ok(secs)
+}
+
+async fn paced_writes<F, Fut>(rate: u32, secs: u32, first: u64, write: F) -> anyhow::Result<()>
+where
+    F: FnMut(u64, f64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let t = Instant::now();
+    let n = workload::paced(rate, secs, first, write).await?;
+    let actual = n as f64 / t.elapsed().as_secs_f64();
+    if actual < f64::from(rate) * 0.9 {
+        say(format!(
+            "warning: wrote {n} rows at {actual:.0}/s, below the asked {rate}/s"
+        ));
+    }
+    Ok(())
+}
+
+/// The command as run, with the repository-relative script name when run by bench.sh.
+fn command_line() -> String {
+    let rest: Vec<String> = std::env::args().skip(1).collect();
+    let head = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench".into());
+    std::iter::once(head)
+        .chain(rest)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} CPUs, {model}")
+}
+
+/// UTC time from the system clock: `2025-01-02 03:04:05 UTC`, or `20250102T030405Z` for file
+/// names.
+fn utc_stamp(human: bool) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (hh, mm, ss) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    if human {
+        format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02} UTC")
+    } else {
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z")
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}
