@@ -163,16 +163,23 @@ pub struct ChangeCursor {
     pending_first: Option<Vec<Document>>,
     resume_time: Option<ClusterTime>,
     opened_at: Option<ClusterTime>,
+    batch_size: u32,
 }
 
 impl ChangeCursor {
     /// Opens a database-level change stream restricted to `collections` (plus database drops).
+    ///
+    /// `batch_size` caps the events per reply: a `getMore` may otherwise return 16 MB of BSON,
+    /// which decoded into documents is several times larger, so a backlog would make memory grow
+    /// with it instead of staying flat.
     pub async fn open(
         db: &Database,
         collections: &[String],
         start: Start,
         full_document: FullDocument,
+        batch_size: u32,
     ) -> Result<Self, ChangeError> {
+        let batch_size = batch_size.max(1);
         let mut session = db.client().start_session().await?;
         let mut stage = doc! { "fullDocument": full_document.as_str() };
         if let Start::At(t) = start {
@@ -186,7 +193,11 @@ impl ChangeCursor {
             ] } },
         ];
         let reply = db
-            .run_command(doc! { "aggregate": 1, "pipeline": pipeline, "cursor": {} })
+            .run_command(doc! {
+                "aggregate": 1,
+                "pipeline": pipeline,
+                "cursor": { "batchSize": batch_size as i64 },
+            })
             .session(&mut session)
             .await
             .map_err(classify)?;
@@ -207,6 +218,7 @@ impl ChangeCursor {
             pending_first: Some(first),
             resume_time,
             opened_at,
+            batch_size,
         })
     }
 
@@ -231,6 +243,7 @@ impl ChangeCursor {
                 .run_command(doc! {
                     "getMore": self.cursor_id,
                     "collection": "$cmd.aggregate",
+                    "batchSize": self.batch_size as i64,
                     "maxTimeMS": max_await.as_millis().max(1) as i64,
                 })
                 .session(&mut self.session)

@@ -189,6 +189,7 @@ async fn run<D: Downstream>(
         &collections,
         Start::At(resume_at),
         state.settings.full_document,
+        state.settings.stream.read_batch_size,
     )
     .await
     {

@@ -54,8 +54,14 @@ pub async fn initial_sync<D: Downstream>(
     down: &mut D,
 ) -> Result<ClusterTime, SnapshotError> {
     let collections = ctx.catalog.collections();
-    let cursor =
-        ChangeCursor::open(ctx.db, &collections, Start::Now, FullDocument::UpdateLookup).await?;
+    let cursor = ChangeCursor::open(
+        ctx.db,
+        &collections,
+        Start::Now,
+        FullDocument::UpdateLookup,
+        1,
+    )
+    .await?;
     let position = cursor.resume_time();
     cursor.close().await;
     // The first post-batch token is a high-water mark: a write right after it may carry its very

@@ -40,6 +40,8 @@ pub struct StreamLimits {
     /// Most bytes of messages buffered for one Zero transaction before it is committed (or, for
     /// a single large MongoDB transaction, streamed).
     pub max_bytes_per_transaction: usize,
+    /// Most change events read per `getMore` (bounds memory under backlog).
+    pub read_batch_size: u32,
     /// How long a `getMore` waits when a transaction may still have events in flight.
     pub probe_ms: u64,
     /// How long a `getMore` waits when the stream is idle.
@@ -53,6 +55,7 @@ impl Default for StreamLimits {
         StreamLimits {
             max_rows_per_transaction: 2000,
             max_bytes_per_transaction: 4 << 20,
+            read_batch_size: 1000,
             probe_ms: 1,
             idle_poll_ms: 1000,
             keepalive_ms: 10_000,

@@ -267,6 +267,9 @@ struct Ctx<'a> {
 /// psql connections writing in the Postgres latency runs.
 const PG_WRITERS: usize = 8;
 
+/// Pause before each latency run.
+const SETTLE: Duration = Duration::from_secs(3);
+
 struct StreamRun {
     raw: Vec<f64>,
     replay: f64,
@@ -363,6 +366,11 @@ impl Ctx<'_> {
             "live burst: written at {write_rate:.0} rows/s, through source-server at {live_rate:.0} rows/s in {} transactions",
             live.transactions
         ));
+        let rss = source.peak_rss()?;
+        say(format!(
+            "source-server peak RSS (streaming to the acking client): {:.1} MB",
+            rss as f64 / 1_048_576.0
+        ));
         Ok(StreamRun {
             raw,
             replay,
@@ -370,7 +378,7 @@ impl Ctx<'_> {
             write_rate,
             live_rate,
             live_transactions: live.transactions,
-            rss: source.peak_rss()?,
+            rss,
         })
     }
 
@@ -394,6 +402,8 @@ impl Ctx<'_> {
         let mut lat = Vec::new();
         for &rate in &self.args.rates {
             let expected = u64::from(rate) * u64::from(self.args.latency_secs);
+            // Let zero-cache settle after the burst (or the previous rate) on both paths.
+            tokio::time::sleep(SETTLE).await;
             let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
             let coll = coll.clone();
             paced_writes(rate, self.args.latency_secs, next, move |i, sent| {
@@ -410,6 +420,10 @@ impl Ctx<'_> {
             lat.push((rate, p));
         }
         let rss = source.peak_rss()?;
+        say(format!(
+            "source-server peak RSS (streaming to zero-cache): {:.1} MB",
+            rss as f64 / 1_048_576.0
+        ));
         zc.stop().await?;
         Ok((burst, lat, rss))
     }
@@ -448,6 +462,8 @@ impl Ctx<'_> {
         let mut lat = Vec::new();
         for &rate in &self.args.rates {
             let expected = u64::from(rate) * u64::from(self.args.latency_secs);
+            // Let zero-cache settle after the burst (or the previous rate) on both paths.
+            tokio::time::sleep(SETTLE).await;
             let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
             // Several connections, as the MongoDB driver's pool gives the other path: each
             // write goes to the next one, so a commit's WAL flush does not stall the schedule.
