@@ -62,6 +62,56 @@ pub async fn read_raw_change_stream(
     Ok(t0.elapsed())
 }
 
+/// (5, ceiling) A bare driver change stream, opened before a latency run starts writing:
+/// for each of `expected` inserts, how long after the writer's stamp (`sent_ms` in the
+/// document) the driver handed the event over. What MongoDB itself adds to commit → replica.
+pub struct RawLatency {
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<f64>>>,
+}
+
+impl RawLatency {
+    /// Opens the stream (at "now") and starts reading in a task.
+    pub async fn start(
+        coll: &mongodb::Collection<Document>,
+        expected: u64,
+    ) -> anyhow::Result<Self> {
+        let mut stream = coll
+            .watch()
+            .await
+            .context("opening the raw change stream for latency")?;
+        let task = tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(expected as usize);
+            while (latencies.len() as u64) < expected {
+                let event: ChangeStreamEvent<Document> =
+                    tokio::time::timeout(Duration::from_secs(60), stream.next())
+                        .await
+                        .context("raw latency stream: no event for 60 s")?
+                        .context("raw latency stream ended")??;
+                let seen = super::workload::now_ms();
+                if event.operation_type != OperationType::Insert {
+                    continue;
+                }
+                if let Some(sent) = event
+                    .full_document
+                    .as_ref()
+                    .and_then(|d| d.get_f64(super::workload::SENT_COLUMN).ok())
+                {
+                    latencies.push(seen - sent);
+                }
+            }
+            Ok(latencies)
+        });
+        Ok(Self { task })
+    }
+
+    /// Latencies (ms) of every stamped insert, once all `expected` were seen.
+    pub async fn finish(self, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+        tokio::time::timeout(timeout, self.task)
+            .await
+            .context("raw latency stream did not see every write in time")??
+    }
+}
+
 /// A source-server process started from the release binary with the bench schema.
 pub struct SourceServer {
     pub process: ManagedProcess,

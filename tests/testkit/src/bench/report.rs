@@ -10,6 +10,9 @@ use super::probes::Percentiles;
 pub struct Latency {
     pub rate: u32,
     pub mongo: Option<Percentiles>,
+    /// The ceiling: a bare driver change stream reading the same writes (writer stamp →
+    /// event handed over), measured at the same time as `mongo`.
+    pub raw: Option<Percentiles>,
     pub pg: Option<Percentiles>,
 }
 
@@ -202,7 +205,11 @@ pub fn markdown(r: &Results) -> String {
                 "5. commit → replica latency at {} writes/s, p50 / p95 / p99 ({} s)",
                 l.rate, r.latency_secs
             ),
-            format!("MongoDB: {}", pct(&l.mongo)),
+            format!(
+                "MongoDB: {} (raw change stream: {})",
+                pct(&l.mongo),
+                pct(&l.raw)
+            ),
             format!("Postgres: {}", pct(&l.pg)),
             delta.map_or_else(|| "n/a".into(), |d| format!("p99 {d:+.1} ms")),
             target.into(),
@@ -276,6 +283,7 @@ mod tests {
             latency: vec![Latency {
                 rate: 500,
                 mongo: percentiles(&[1.0, 2.0, 9.0]),
+                raw: percentiles(&[0.5, 0.5, 1.0]),
                 pg: percentiles(&[1.0, 2.0, 3.0]),
             }],
             mongo_sync_secs: Some(10.0),
@@ -296,6 +304,10 @@ mod tests {
         );
         assert!(
             md.contains("p99 +6.0 ms | p99 ≤ Postgres p99 + 5 ms | **no** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("MongoDB: 2.0 / 9.0 / 9.0 ms (raw change stream: 0.5 / 1.0 / 1.0 ms)"),
             "{md}"
         );
         assert!(md.contains("10.0 s (20,000 rows/s)"), "{md}");

@@ -27,8 +27,8 @@ use anyhow::{Context, bail};
 use bson::Document;
 use clap::Parser;
 use probes::{
-    CountWatch, LatencyWatch, SourceServer, acking_client, initial_sync, lexi_to_timestamp,
-    percentiles, psql_path, read_raw_change_stream,
+    CountWatch, LatencyWatch, RawLatency, SourceServer, acking_client, initial_sync,
+    lexi_to_timestamp, percentiles, psql_path, read_raw_change_stream,
 };
 use report::{Latency, Results};
 use workload::{PG_TABLE_DDL, PsqlPipe, TABLE, mongo_doc, mongo_insert_range, now_ms, sql_insert};
@@ -193,10 +193,11 @@ async fn run() -> anyhow::Result<()> {
     ) {
         results.mongo_burst_rows_per_s = Some(burst);
         rss_streaming.push(rss);
-        for (rate, p) in lat {
+        for (rate, p, raw) in lat {
             results.latency.push(Latency {
                 rate,
                 mongo: p,
+                raw,
                 pg: None,
             });
         }
@@ -210,6 +211,7 @@ async fn run() -> anyhow::Result<()> {
                 None => results.latency.push(Latency {
                     rate,
                     mongo: None,
+                    raw: None,
                     pg: p,
                 }),
             }
@@ -281,6 +283,12 @@ struct StreamRun {
 }
 
 type LatencyRuns = Vec<(u32, Option<probes::Percentiles>)>;
+/// Per rate: the source path's and the raw change stream's latencies.
+type MongoLatencyRuns = Vec<(
+    u32,
+    Option<probes::Percentiles>,
+    Option<probes::Percentiles>,
+)>;
 
 impl Ctx<'_> {
     async fn source(&self, name: &str, db: &str) -> anyhow::Result<SourceServer> {
@@ -383,7 +391,7 @@ impl Ctx<'_> {
     }
 
     /// (3) and (5) on the MongoDB path.
-    async fn mongo_to_zero_cache(&self) -> anyhow::Result<(f64, LatencyRuns, u64)> {
+    async fn mongo_to_zero_cache(&self) -> anyhow::Result<(f64, MongoLatencyRuns, u64)> {
         let n = self.args.rows;
         let coll = self.collection("bench_zero").await?;
         let source = self.source("source-zero", "bench_zero").await?;
@@ -405,9 +413,11 @@ impl Ctx<'_> {
             // Let zero-cache settle after the burst (or the previous rate) on both paths.
             tokio::time::sleep(SETTLE).await;
             let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
-            let coll = coll.clone();
+            // The ceiling, in the same run: a bare driver loop reading the same writes.
+            let raw = RawLatency::start(&coll, expected).await?;
+            let writer = coll.clone();
             paced_writes(rate, self.args.latency_secs, next, move |i, sent| {
-                let coll = coll.clone();
+                let coll = writer.clone();
                 async move {
                     coll.insert_one(mongo_doc(i, Some(sent))).await?;
                     Ok(())
@@ -416,8 +426,10 @@ impl Ctx<'_> {
             .await?;
             next += expected;
             let p = percentiles(&watch.finish(Duration::from_secs(120)).await?);
+            let raw = percentiles(&raw.finish(Duration::from_secs(120)).await?);
             say(format!("MongoDB latency at {rate}/s: {p:?}"));
-            lat.push((rate, p));
+            say(format!("raw change stream latency at {rate}/s: {raw:?}"));
+            lat.push((rate, p, raw));
         }
         let rss = source.peak_rss()?;
         say(format!(
