@@ -1,5 +1,4 @@
-//! A MongoDB change stream driven by hand (`aggregate` + `getMore`), so the caller chooses how
-//! long each `getMore` may wait.
+//! A MongoDB change stream driven by hand, read as raw BSON.
 //!
 //! Why not the driver's `ChangeStream`: a Zero transaction may only be committed once its MongoDB
 //! transaction is complete, and the only signal for that is a `getMore` that comes back empty.
@@ -7,12 +6,26 @@
 //! transaction might still have events in flight we probe with a very short wait, and when the
 //! stream is idle we long-poll. Any error simply ends the stream: the WebSocket closes, zero-cache
 //! reconnects with its last durable watermark, and we resume from MongoDB's own oplog position.
+//!
+//! Probes go through the driver's raw batch cursor (its await time is the probe time): each
+//! reply stays one BSON buffer and an event costs two small copies (its `documentKey` and
+//! `fullDocument`) instead of a whole owned `Document`. The driver cannot change a cursor's await
+//! time per `getMore`, so the idle long-poll is a `getMore` of the same cursor sent through
+//! `run_command`; its reply is decoded, but it only ever carries the first events after a pause.
+//!
+//! [`ChangeCursor::read_ahead`] moves the cursor into its own task, which sends the next `getMore`
+//! while the streamer is still turning the previous batch into messages: MongoDB and this process
+//! then work at the same time instead of taking turns.
 
 use std::time::Duration;
 
-use bson::{Bson, Document, doc};
+use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use futures::StreamExt;
+use mongodb::raw_batch_cursor::{RawBatch, SessionRawBatchCursor};
 use mongodb::{ClientSession, Database};
 use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::watermark::ClusterTime;
 
@@ -84,61 +97,74 @@ pub enum GroupId {
 pub struct ChangeEvent {
     pub operation: Operation,
     pub collection: Option<String>,
-    pub document_key: Option<Document>,
-    pub full_document: Option<Document>,
+    pub document_key: Option<RawDocumentBuf>,
+    pub full_document: Option<RawDocumentBuf>,
     pub cluster_time: ClusterTime,
     pub group: GroupId,
     pub wall_time_ms: Option<i64>,
 }
 
+fn malformed(what: impl Into<String>) -> ChangeError {
+    ChangeError::Malformed(what.into())
+}
+
 impl ChangeEvent {
-    /// Reads the fields we use from a raw change event.
-    pub fn from_document(mut d: Document) -> Result<Self, ChangeError> {
-        let cluster_time = match d.get("clusterTime") {
-            Some(Bson::Timestamp(ts)) => ClusterTime::from_timestamp(*ts),
-            _ => return Err(ChangeError::Malformed("event without clusterTime".into())),
+    /// Reads the fields we use from a raw change event, copying only the two documents.
+    pub fn from_raw(d: &RawDocument) -> Result<Self, ChangeError> {
+        let field = |k: &str| {
+            d.get(k)
+                .map_err(|e| malformed(format!("event field {k}: {e}")))
         };
-        let operation = match d.get_str("operationType") {
-            Ok("insert") => Operation::Insert,
-            Ok("update") => Operation::Update,
-            Ok("replace") => Operation::Replace,
-            Ok("delete") => Operation::Delete,
-            Ok(op @ ("drop" | "rename" | "dropDatabase" | "invalidate")) => {
+        let cluster_time = match field("clusterTime")? {
+            Some(RawBsonRef::Timestamp(ts)) => ClusterTime::from_timestamp(ts),
+            _ => return Err(malformed("event without clusterTime")),
+        };
+        let operation = match field("operationType")? {
+            Some(RawBsonRef::String("insert")) => Operation::Insert,
+            Some(RawBsonRef::String("update")) => Operation::Update,
+            Some(RawBsonRef::String("replace")) => Operation::Replace,
+            Some(RawBsonRef::String("delete")) => Operation::Delete,
+            Some(RawBsonRef::String(op @ ("drop" | "rename" | "dropDatabase" | "invalidate"))) => {
                 Operation::Invalidating(op.to_string())
             }
-            Ok(other) => Operation::Other(other.to_string()),
-            Err(_) => return Err(ChangeError::Malformed("event without operationType".into())),
+            Some(RawBsonRef::String(other)) => Operation::Other(other.to_string()),
+            _ => return Err(malformed("event without operationType")),
         };
-        let collection = d
-            .get_document("ns")
-            .ok()
-            .and_then(|ns| ns.get_str("coll").ok())
-            .map(str::to_string);
-        let group = match (d.get("lsid"), d.get("txnNumber")) {
+        let collection = match field("ns")? {
+            Some(RawBsonRef::Document(ns)) => ns.get_str("coll").ok().map(str::to_string),
+            _ => None,
+        };
+        let group = match (field("lsid")?, field("txnNumber")?) {
             (Some(lsid), Some(n)) => GroupId::Txn {
-                lsid: match lsid {
-                    Bson::Document(l) => l.get("id").cloned().unwrap_or_else(|| lsid.clone()),
-                    other => other.clone(),
+                // The session id's `id` (a UUID) names the session; `uid` only repeats the user.
+                lsid: {
+                    let id = match lsid {
+                        RawBsonRef::Document(l) => l.get("id").ok().flatten().unwrap_or(lsid),
+                        other => other,
+                    };
+                    Bson::try_from(id).map_err(|e| malformed(format!("lsid: {e}")))?
                 },
                 txn_number: match n {
-                    Bson::Int64(n) => *n,
-                    Bson::Int32(n) => *n as i64,
-                    _ => return Err(ChangeError::Malformed("txnNumber is not an integer".into())),
+                    RawBsonRef::Int64(n) => n,
+                    RawBsonRef::Int32(n) => n as i64,
+                    _ => return Err(malformed("txnNumber is not an integer")),
                 },
             },
             _ => GroupId::Time(cluster_time),
         };
-        let wall_time_ms = match d.get("wallTime") {
-            Some(Bson::DateTime(t)) => Some(t.timestamp_millis()),
+        let wall_time_ms = match field("wallTime")? {
+            Some(RawBsonRef::DateTime(t)) => Some(t.timestamp_millis()),
             _ => None,
         };
-        let take_doc = |d: &mut Document, k: &str| match d.remove(k) {
-            Some(Bson::Document(doc)) => Some(doc),
-            _ => None,
+        let doc_of = |k: &str| -> Result<Option<RawDocumentBuf>, ChangeError> {
+            Ok(match field(k)? {
+                Some(RawBsonRef::Document(doc)) => Some(doc.to_owned()),
+                _ => None,
+            })
         };
         Ok(ChangeEvent {
-            document_key: take_doc(&mut d, "documentKey"),
-            full_document: take_doc(&mut d, "fullDocument"),
+            document_key: doc_of("documentKey")?,
+            full_document: doc_of("fullDocument")?,
             operation,
             collection,
             cluster_time,
@@ -156,28 +182,40 @@ pub struct Batch {
     pub resume_time: Option<ClusterTime>,
 }
 
+/// How long the next `getMore` may wait for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The cursor's short probe time: a transaction may still have events in flight.
+    Probe,
+    /// The stream is idle: long-poll for this long.
+    Idle(Duration),
+}
+
 pub struct ChangeCursor {
     db: Database,
     session: ClientSession,
+    cursor: SessionRawBatchCursor,
     cursor_id: i64,
-    pending_first: Option<Vec<Document>>,
+    /// The aggregate's own first batch, handed out by the first `next_batch`.
+    pending_first: Option<RawBatch>,
     resume_time: Option<ClusterTime>,
     opened_at: Option<ClusterTime>,
     batch_size: u32,
 }
 
 impl ChangeCursor {
-    /// Opens a database-level change stream restricted to `collections` (plus database drops).
+    /// Opens a database-level change stream restricted to `collections` (plus database drops),
+    /// whose probes wait at most `probe`.
     ///
     /// `batch_size` caps the events per reply: a `getMore` may otherwise return 16 MB of BSON,
-    /// which decoded into documents is several times larger, so a backlog would make memory grow
-    /// with it instead of staying flat.
+    /// so a backlog would make memory grow with it instead of staying flat.
     pub async fn open(
         db: &Database,
         collections: &[String],
         start: Start,
         full_document: FullDocument,
         batch_size: u32,
+        probe: Duration,
     ) -> Result<Self, ChangeError> {
         let batch_size = batch_size.max(1);
         let mut session = db.client().start_session().await?;
@@ -192,28 +230,29 @@ impl ChangeCursor {
                 { "operationType": { "$in": ["dropDatabase", "invalidate"] } },
             ] } },
         ];
-        let reply = db
-            .run_command(doc! {
-                "aggregate": 1,
-                "pipeline": pipeline,
-                "cursor": { "batchSize": batch_size as i64 },
-            })
+        let mut cursor = db
+            .aggregate(pipeline)
+            .batch_size(batch_size)
+            .max_await_time(probe.max(Duration::from_millis(1)))
             .session(&mut session)
+            .batch()
             .await
             .map_err(classify)?;
+        // The aggregate's reply is buffered in the cursor: reading it costs no round trip.
+        let first = match cursor.stream(&mut session).next().await {
+            Some(first) => first.map_err(classify)?,
+            None => return Err(malformed("aggregate returned no cursor")),
+        };
+        let reply = first.as_raw_document();
         let opened_at = match reply.get("operationTime") {
-            Some(Bson::Timestamp(ts)) => Some(ClusterTime::from_timestamp(*ts)),
+            Ok(Some(RawBsonRef::Timestamp(ts))) => Some(ClusterTime::from_timestamp(ts)),
             _ => None,
         };
-        let cursor = take_cursor(reply, "aggregate")?;
-        let cursor_id = cursor
-            .get_i64("id")
-            .map_err(|_| ChangeError::Malformed("cursor without id".into()))?;
-        let resume_time = resume_time_of(&cursor)?;
-        let first = batch_docs(cursor, "firstBatch");
+        let (cursor_id, resume_time) = cursor_info(reply, "aggregate")?;
         Ok(ChangeCursor {
             db: db.clone(),
             session,
+            cursor,
             cursor_id,
             pending_first: Some(first),
             resume_time,
@@ -233,36 +272,63 @@ impl ChangeCursor {
         self.resume_time
     }
 
-    /// The next batch, waiting at most `max_await` for new events when there are none.
-    pub async fn next_batch(&mut self, max_await: Duration) -> Result<Batch, ChangeError> {
-        let docs = if let Some(first) = self.pending_first.take() {
-            first
-        } else {
-            let reply = self
-                .db
-                .run_command(doc! {
-                    "getMore": self.cursor_id,
-                    "collection": "$cmd.aggregate",
-                    "batchSize": self.batch_size as i64,
-                    "maxTimeMS": max_await.as_millis().max(1) as i64,
-                })
-                .session(&mut self.session)
-                .await
-                .map_err(classify)?;
-            let cursor = take_cursor(reply, "getMore")?;
-            if let Some(t) = resume_time_of(&cursor)? {
-                self.resume_time = Some(t);
+    /// The next batch.
+    pub async fn next_batch(&mut self, wait: Wait) -> Result<Batch, ChangeError> {
+        let events = match (self.pending_first.take(), wait) {
+            (Some(first), _) => raw_events(first.as_raw_document(), &mut self.resume_time)?,
+            (None, Wait::Probe) => {
+                let reply = match self.cursor.stream(&mut self.session).next().await {
+                    Some(reply) => reply.map_err(classify)?,
+                    None => return Err(malformed("the change stream cursor was closed")),
+                };
+                raw_events(reply.as_raw_document(), &mut self.resume_time)?
             }
-            batch_docs(cursor, "nextBatch")
+            (None, Wait::Idle(max_await)) => {
+                let reply = self
+                    .db
+                    .run_command(doc! {
+                        "getMore": self.cursor_id,
+                        "collection": "$cmd.aggregate",
+                        "batchSize": self.batch_size as i64,
+                        "maxTimeMS": max_await.as_millis().max(1) as i64,
+                    })
+                    .session(&mut self.session)
+                    .await
+                    .map_err(classify)?;
+                let reply = RawDocumentBuf::try_from(&reply)
+                    .map_err(|e| malformed(format!("getMore reply: {e}")))?;
+                raw_events(&reply, &mut self.resume_time)?
+            }
         };
-        let events = docs
-            .into_iter()
-            .map(ChangeEvent::from_document)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Batch {
             events,
             resume_time: self.resume_time,
         })
+    }
+
+    /// Moves the cursor into a task that keeps one `getMore` ahead of the consumer: a probe
+    /// after a batch with events, a long-poll of `idle` after an empty one. The task stops (and
+    /// the server-side cursor is killed) when the returned reader is dropped or MongoDB fails.
+    pub fn read_ahead(mut self, idle: Duration) -> ReadAhead {
+        let (tx, rx) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            // The first batch is the aggregate's own, already here.
+            let mut wait = Wait::Probe;
+            loop {
+                let batch = self.next_batch(wait).await;
+                wait = match &batch {
+                    Ok(b) if b.events.is_empty() => Wait::Idle(idle),
+                    Ok(_) => Wait::Probe,
+                    Err(_) => Wait::Probe,
+                };
+                let failed = batch.is_err();
+                if tx.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+            self.close().await;
+        });
+        ReadAhead { rx, task }
     }
 
     /// Kills the server-side cursor (best effort; it would time out anyway).
@@ -275,35 +341,80 @@ impl ChangeCursor {
     }
 }
 
-fn resume_time_of(cursor: &Document) -> Result<Option<ClusterTime>, ChangeError> {
-    match cursor.get_document("postBatchResumeToken") {
-        Ok(token) => ClusterTime::from_resume_token(token)
-            .map(Some)
-            .map_err(|e| ChangeError::Malformed(format!("post-batch resume token: {e}"))),
-        Err(_) => Ok(None),
+/// Batches from a [`ChangeCursor`] read one `getMore` ahead.
+pub struct ReadAhead {
+    rx: mpsc::Receiver<Result<Batch, ChangeError>>,
+    task: JoinHandle<()>,
+}
+
+impl ReadAhead {
+    pub async fn next_batch(&mut self) -> Result<Batch, ChangeError> {
+        match self.rx.recv().await {
+            Some(batch) => batch,
+            None => Err(malformed("the change stream reader stopped")),
+        }
     }
 }
 
-fn take_cursor(mut reply: Document, command: &str) -> Result<Document, ChangeError> {
-    match reply.remove("cursor") {
-        Some(Bson::Document(c)) => Ok(c),
-        _ => Err(ChangeError::Malformed(format!(
-            "{command} reply without cursor"
-        ))),
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Dropping the task drops the driver's cursor, which kills it on the server.
+        self.task.abort();
     }
 }
 
-fn batch_docs(mut cursor: Document, key: &str) -> Vec<Document> {
-    match cursor.remove(key) {
-        Some(Bson::Array(items)) => items
-            .into_iter()
-            .filter_map(|b| match b {
-                Bson::Document(d) => Some(d),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+/// The cursor id and post-batch resume time of an `aggregate` or `getMore` reply.
+fn cursor_info(
+    reply: &RawDocument,
+    command: &str,
+) -> Result<(i64, Option<ClusterTime>), ChangeError> {
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| malformed(format!("{command} reply without cursor")))?;
+    let id = cursor
+        .get_i64("id")
+        .map_err(|_| malformed(format!("{command} reply: cursor without id")))?;
+    let resume_time = match cursor.get_document("postBatchResumeToken") {
+        Ok(token) => {
+            let token = Document::try_from(token)
+                .map_err(|e| malformed(format!("post-batch resume token: {e}")))?;
+            Some(
+                ClusterTime::from_resume_token(&token)
+                    .map_err(|e| malformed(format!("post-batch resume token: {e}")))?,
+            )
+        }
+        Err(_) => None,
+    };
+    Ok((id, resume_time))
+}
+
+/// The events of a reply (`firstBatch` or `nextBatch`), and its resume time into `resume_time`.
+fn raw_events(
+    reply: &RawDocument,
+    resume_time: &mut Option<ClusterTime>,
+) -> Result<Vec<ChangeEvent>, ChangeError> {
+    let (_, t) = cursor_info(reply, "getMore")?;
+    if t.is_some() {
+        *resume_time = t;
     }
+    let cursor = reply
+        .get_document("cursor")
+        .map_err(|_| malformed("reply without cursor"))?;
+    let items = match cursor
+        .get_array("nextBatch")
+        .or_else(|_| cursor.get_array("firstBatch"))
+    {
+        Ok(items) => items,
+        Err(_) => return Err(malformed("reply without a batch")),
+    };
+    let mut events = Vec::new();
+    for item in items {
+        match item.map_err(|e| malformed(format!("batch item: {e}")))? {
+            RawBsonRef::Document(d) => events.push(ChangeEvent::from_raw(d)?),
+            _ => return Err(malformed("batch item is not a document")),
+        }
+    }
+    Ok(events)
 }
 
 fn classify(e: mongodb::error::Error) -> ChangeError {
@@ -320,6 +431,10 @@ mod tests {
     use super::*;
     use bson::Timestamp;
 
+    fn event(d: Document) -> Result<ChangeEvent, ChangeError> {
+        ChangeEvent::from_raw(&RawDocumentBuf::try_from(&d).unwrap())
+    }
+
     #[test]
     fn transaction_events_share_a_group_and_plain_writes_group_by_time() {
         let t = Timestamp {
@@ -334,12 +449,12 @@ mod tests {
                 "txnNumber": 7i64,
             }
         };
-        let a = ChangeEvent::from_document(txn("a")).unwrap();
-        let b = ChangeEvent::from_document(txn("b")).unwrap();
+        let a = event(txn("a")).unwrap();
+        let b = event(txn("b")).unwrap();
         assert_eq!(a.group, b.group);
         assert_eq!(a.collection.as_deref(), Some("a"));
         assert!(a.full_document.is_some() && a.document_key.is_some());
-        let plain = ChangeEvent::from_document(doc! {
+        let plain = event(doc! {
             "operationType": "delete", "clusterTime": t, "ns": {"db": "d", "coll": "a"}, "documentKey": {"_id": 1},
         })
         .unwrap();
@@ -354,10 +469,9 @@ mod tests {
             increment: 1,
         };
         for op in ["drop", "rename", "dropDatabase", "invalidate"] {
-            let e =
-                ChangeEvent::from_document(doc! {"operationType": op, "clusterTime": t}).unwrap();
+            let e = event(doc! {"operationType": op, "clusterTime": t}).unwrap();
             assert_eq!(e.operation, Operation::Invalidating(op.into()));
         }
-        assert!(ChangeEvent::from_document(doc! {"operationType": "insert"}).is_err());
+        assert!(event(doc! {"operationType": "insert"}).is_err());
     }
 }

@@ -184,12 +184,13 @@ async fn run<D: Downstream>(
     }
 
     let collections = catalog.collections();
-    let mut cursor = match ChangeCursor::open(
+    let cursor = match ChangeCursor::open(
         &state.db,
         &collections,
         Start::At(resume_at),
         state.settings.full_document,
         state.settings.stream.read_batch_size,
+        Duration::from_millis(state.settings.stream.probe_ms),
     )
     .await
     {
@@ -210,9 +211,8 @@ async fn run<D: Downstream>(
         resume_at,
     )
     .replay_until(cursor.opened_at())
-    .run(&mut cursor)
+    .run(cursor)
     .await;
-    cursor.close().await;
     log_end(&end);
     match end {
         StreamEnd::Closed => Outcome::Closed,

@@ -71,7 +71,7 @@ pub fn event_changes(
 /// without a key cannot be addressed, so it is the one thing that is skipped — and counted).
 pub fn row_of(
     table: &PublishedTable,
-    doc: &bson::Document,
+    doc: &bson::RawDocument,
     metrics: &Metrics,
 ) -> Option<Map<String, Value>> {
     let row = table.rows.row(doc);

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use bson::Document;
+use bson::RawDocumentBuf;
 use futures::TryStreamExt;
 use mongodb::Database;
 use mongodb::options::ReadConcern;
@@ -60,6 +60,7 @@ pub async fn initial_sync<D: Downstream>(
         Start::Now,
         FullDocument::UpdateLookup,
         1,
+        Duration::from_millis(1),
     )
     .await?;
     let position = cursor.resume_time();
@@ -119,7 +120,7 @@ async fn copy_collection<D: Downstream>(
     started: Instant,
     rows_before: u64,
 ) -> Result<u64, SnapshotError> {
-    let coll = ctx.db.collection_with_options::<Document>(
+    let coll = ctx.db.collection_with_options::<RawDocumentBuf>(
         collection,
         mongodb::options::CollectionOptions::builder()
             .read_concern(ReadConcern::majority())

@@ -150,14 +150,13 @@ impl<'a, D: Downstream> Streamer<'a, D> {
     }
 
     /// Streams until the downstream closes, a reset is required, or MongoDB fails.
-    pub async fn run(&mut self, cursor: &mut ChangeCursor) -> StreamEnd {
+    ///
+    /// The cursor reads one `getMore` ahead (probing after events, long-polling when idle), so
+    /// MongoDB prepares the next batch while this one becomes messages.
+    pub async fn run(&mut self, cursor: ChangeCursor) -> StreamEnd {
+        let mut batches = cursor.read_ahead(Duration::from_millis(self.limits.idle_poll_ms));
         loop {
-            let wait = if self.open.is_some() {
-                self.limits.probe_ms
-            } else {
-                self.limits.idle_poll_ms
-            };
-            let batch = match cursor.next_batch(Duration::from_millis(wait)).await {
+            let batch = match batches.next_batch().await {
                 Ok(b) => b,
                 Err(e) => return StreamEnd::Failed(e),
             };
@@ -425,7 +424,7 @@ mod tests {
             d.insert("lsid", doc! {"id": Bson::String("session".into())});
             d.insert("txnNumber", n);
         }
-        ChangeEvent::from_document(d).unwrap()
+        ChangeEvent::from_raw(&bson::RawDocumentBuf::try_from(&d).unwrap()).unwrap()
     }
 
     fn batch(events: Vec<ChangeEvent>) -> Batch {
@@ -603,9 +602,12 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_a_mapped_collection_requires_a_reset() {
-        let drop = ChangeEvent::from_document(doc! {
-            "operationType": "drop", "clusterTime": Timestamp { time: 9, increment: 1 }, "ns": {"db": "app", "coll": "items"},
-        })
+        let drop = ChangeEvent::from_raw(
+            &bson::RawDocumentBuf::try_from(&doc! {
+                "operationType": "drop", "clusterTime": Timestamp { time: 9, increment: 1 }, "ns": {"db": "app", "coll": "items"},
+            })
+            .unwrap(),
+        )
         .unwrap();
         let (rec, end) = run(
             StreamLimits::default(),

@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawDocument};
 use zerostack_spec::filter::{Clause, Condition, Filter, Operator};
 
 use super::values::{self, json_to_bson};
@@ -75,7 +75,7 @@ impl CompiledFilter {
         compile_at(filter, "filter")
     }
 
-    pub fn matches(&self, doc: &Document) -> bool {
+    pub fn matches(&self, doc: &RawDocument) -> bool {
         self.clauses.iter().all(|c| match c {
             CompiledClause::Field { path, ops } => {
                 ops.iter().all(|op| holds(op, doc, &path.segments))
@@ -145,6 +145,21 @@ fn compile_ops(ops: &[Operator], at: &str) -> Result<Vec<Op>, CompileError> {
         .collect()
 }
 
+/// `any_in_doc` from a raw document: only the path's top-level field is decoded.
+fn any_in_raw(
+    doc: &RawDocument,
+    path: &[Segment],
+    f: &mut impl FnMut(Option<&Bson>) -> bool,
+) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    match super::projection::top_field(doc, &first.name) {
+        None => f(None),
+        Some(v) => any_in_value(&v, rest, f),
+    }
+}
+
 /// Calls `f` for every value the path reaches (`None` where it ends at a missing field) until
 /// `f` returns true. A path ending at an array yields the array and then each element.
 fn any_in_doc<'a>(
@@ -211,17 +226,17 @@ fn cmp_match(candidate: Option<&Bson>, v: &Bson, accept: fn(Ordering) -> bool) -
     }
 }
 
-fn holds(op: &Op, doc: &Document, path: &[Segment]) -> bool {
+fn holds(op: &Op, doc: &RawDocument, path: &[Segment]) -> bool {
     match op {
-        Op::Eq(v) => any_in_doc(doc, path, &mut |c| eq_match(c, v)),
-        Op::Ne(v) => !any_in_doc(doc, path, &mut |c| eq_match(c, v)),
-        Op::Gt(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_gt)),
-        Op::Gte(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_ge)),
-        Op::Lt(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_lt)),
-        Op::Lte(v) => any_in_doc(doc, path, &mut |c| cmp_match(c, v, Ordering::is_le)),
-        Op::In(vs) => any_in_doc(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
-        Op::Nin(vs) => !any_in_doc(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
-        Op::Exists(want) => any_in_doc(doc, path, &mut |c| c.is_some()) == *want,
+        Op::Eq(v) => any_in_raw(doc, path, &mut |c| eq_match(c, v)),
+        Op::Ne(v) => !any_in_raw(doc, path, &mut |c| eq_match(c, v)),
+        Op::Gt(v) => any_in_raw(doc, path, &mut |c| cmp_match(c, v, Ordering::is_gt)),
+        Op::Gte(v) => any_in_raw(doc, path, &mut |c| cmp_match(c, v, Ordering::is_ge)),
+        Op::Lt(v) => any_in_raw(doc, path, &mut |c| cmp_match(c, v, Ordering::is_lt)),
+        Op::Lte(v) => any_in_raw(doc, path, &mut |c| cmp_match(c, v, Ordering::is_le)),
+        Op::In(vs) => any_in_raw(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
+        Op::Nin(vs) => !any_in_raw(doc, path, &mut |c| vs.iter().any(|v| eq_match(c, v))),
+        Op::Exists(want) => any_in_raw(doc, path, &mut |c| c.is_some()) == *want,
         Op::Not(ops) => !ops.iter().all(|op| holds(op, doc, path)),
     }
 }
@@ -229,6 +244,7 @@ fn holds(op: &Op, doc: &Document, path: &[Segment]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::raw;
     use bson::oid::ObjectId;
     use bson::{Decimal128, doc};
     use serde_json::json;
@@ -242,12 +258,12 @@ mod tests {
     #[test]
     fn equality_and_discriminators() {
         let chats = f(json!({"t": {"$eq": "d"}}));
-        assert!(chats.matches(&doc! {"t": "d"}));
-        assert!(!chats.matches(&doc! {"t": "c"}));
-        assert!(!chats.matches(&doc! {}));
-        assert!(f(json!({"t": "p"})).matches(&doc! {"t": "p", "x": 1}));
+        assert!(chats.matches(&raw(doc! {"t": "d"})));
+        assert!(!chats.matches(&raw(doc! {"t": "c"})));
+        assert!(!chats.matches(&raw(doc! {})));
+        assert!(f(json!({"t": "p"})).matches(&raw(doc! {"t": "p", "x": 1})));
         assert!(
-            f(json!({})).matches(&doc! {"a": 1}),
+            f(json!({})).matches(&raw(doc! {"a": 1})),
             "an empty filter matches everything"
         );
     }
@@ -256,129 +272,135 @@ mod tests {
     fn object_ids_and_dates_match() {
         let oid = ObjectId::parse_str(OID).unwrap();
         let by_id = f(json!({"owner": {"$oid": OID}}));
-        assert!(by_id.matches(&doc! {"owner": oid}));
+        assert!(by_id.matches(&raw(doc! {"owner": oid})));
         assert!(
-            !by_id.matches(&doc! {"owner": OID}),
+            !by_id.matches(&raw(doc! {"owner": OID})),
             "a hex string is not an ObjectId"
         );
         assert!(
             f(json!({"owner": {"$in": [{"$oid": "5f0c9a8e1c9d440000a1b2c4"}, {"$oid": OID}]}}))
-                .matches(&doc! {"owner": oid})
+                .matches(&raw(doc! {"owner": oid}))
         );
         assert!(
             f(json!({"owner": {"$gt": {"$oid": "5f0c9a8e1c9d440000a1b2c2"}}}))
-                .matches(&doc! {"owner": oid})
+                .matches(&raw(doc! {"owner": oid}))
         );
 
         let at = bson::DateTime::from_millis(1_714_564_800_000);
         let since = f(json!({"at": {"$gte": {"$date": "2024-05-01T12:00:00Z"}}}));
-        assert!(since.matches(&doc! {"at": at}));
-        assert!(!since.matches(&doc! {"at": bson::DateTime::from_millis(1_714_564_799_999)}));
+        assert!(since.matches(&raw(doc! {"at": at})));
+        assert!(!since.matches(&raw(
+            doc! {"at": bson::DateTime::from_millis(1_714_564_799_999)}
+        )));
         assert!(
-            !since.matches(&doc! {"at": "2024-05-02T00:00:00Z"}),
+            !since.matches(&raw(doc! {"at": "2024-05-02T00:00:00Z"})),
             "a string is not a date"
         );
         assert!(
-            !since.matches(&doc! {"at": 1_714_564_800_001i64}),
+            !since.matches(&raw(doc! {"at": 1_714_564_800_001i64})),
             "a number is not a date"
         );
-        assert!(f(json!({"at": {"$date": "2024-05-01T12:00:00.000Z"}})).matches(&doc! {"at": at}));
+        assert!(
+            f(json!({"at": {"$date": "2024-05-01T12:00:00.000Z"}})).matches(&raw(doc! {"at": at}))
+        );
     }
 
     #[test]
     fn numbers_compare_across_widths() {
-        assert!(f(json!({"n": 1})).matches(&doc! {"n": 1.0}));
-        assert!(f(json!({"n": 1.0})).matches(&doc! {"n": 1i64}));
-        assert!(f(json!({"n": {"$numberLong": "1"}})).matches(&doc! {"n": 1i32}));
-        assert!(f(json!({"n": {"$numberDecimal": "2.50"}})).matches(&doc! {"n": 2.5}));
+        assert!(f(json!({"n": 1})).matches(&raw(doc! {"n": 1.0})));
+        assert!(f(json!({"n": 1.0})).matches(&raw(doc! {"n": 1i64})));
+        assert!(f(json!({"n": {"$numberLong": "1"}})).matches(&raw(doc! {"n": 1i32})));
+        assert!(f(json!({"n": {"$numberDecimal": "2.50"}})).matches(&raw(doc! {"n": 2.5})));
         let dec: Decimal128 = "2.5".parse().unwrap();
-        assert!(f(json!({"n": {"$gt": 2}})).matches(&doc! {"n": dec}));
-        assert!(!f(json!({"n": {"$gt": 3}})).matches(&doc! {"n": dec}));
-        assert!(f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 2.5}));
+        assert!(f(json!({"n": {"$gt": 2}})).matches(&raw(doc! {"n": dec})));
+        assert!(!f(json!({"n": {"$gt": 3}})).matches(&raw(doc! {"n": dec})));
+        assert!(f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 2.5})));
         assert!(
-            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 3i64}),
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 3i64})),
             "every operator on a field must hold"
         );
         assert!(
-            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&doc! {"n": 1}),
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 1})),
             "every operator on a field must hold"
         );
         assert!(
-            !f(json!({"n": {"$gt": 1}})).matches(&doc! {"n": "5"}),
+            !f(json!({"n": {"$gt": 1}})).matches(&raw(doc! {"n": "5"})),
             "strings are not numbers"
         );
-        assert!(f(json!({"s": {"$lt": "b"}})).matches(&doc! {"s": "abc"}));
+        assert!(f(json!({"s": {"$lt": "b"}})).matches(&raw(doc! {"s": "abc"})));
     }
 
     #[test]
     fn arrays_and_dotted_paths() {
         let tag = f(json!({"tags": "x"}));
-        assert!(tag.matches(&doc! {"tags": ["y", "x"]}));
-        assert!(!tag.matches(&doc! {"tags": ["y"]}));
+        assert!(tag.matches(&raw(doc! {"tags": ["y", "x"]})));
+        assert!(!tag.matches(&raw(doc! {"tags": ["y"]})));
         assert!(
-            f(json!({"tags": ["y", "x"]})).matches(&doc! {"tags": ["y", "x"]}),
+            f(json!({"tags": ["y", "x"]})).matches(&raw(doc! {"tags": ["y", "x"]})),
             "whole-array equality"
         );
-        assert!(!f(json!({"tags": ["x", "y"]})).matches(&doc! {"tags": ["y", "x"]}));
-        assert!(f(json!({"tags": {"$in": ["z", "x"]}})).matches(&doc! {"tags": ["x"]}));
-        assert!(f(json!({"scores": {"$gt": 8}})).matches(&doc! {"scores": [1, 9]}));
-        assert!(!f(json!({"scores": {"$gt": 9}})).matches(&doc! {"scores": [1, 9]}));
+        assert!(!f(json!({"tags": ["x", "y"]})).matches(&raw(doc! {"tags": ["y", "x"]})));
+        assert!(f(json!({"tags": {"$in": ["z", "x"]}})).matches(&raw(doc! {"tags": ["x"]})));
+        assert!(f(json!({"scores": {"$gt": 8}})).matches(&raw(doc! {"scores": [1, 9]})));
+        assert!(!f(json!({"scores": {"$gt": 9}})).matches(&raw(doc! {"scores": [1, 9]})));
         let dotted = f(json!({"members.role": "owner"}));
-        assert!(dotted.matches(&doc! {"members": [{"role": "user"}, {"role": "owner"}]}));
-        assert!(dotted.matches(&doc! {"members": {"role": "owner"}}));
-        assert!(!dotted.matches(&doc! {"members": [{"role": "user"}]}));
-        assert!(f(json!({"a.b.c": 1})).matches(&doc! {"a": [{"b": [{"c": 2}, {"c": 1}]}]}));
+        assert!(dotted.matches(&raw(
+            doc! {"members": [{"role": "user"}, {"role": "owner"}]}
+        )));
+        assert!(dotted.matches(&raw(doc! {"members": {"role": "owner"}})));
+        assert!(!dotted.matches(&raw(doc! {"members": [{"role": "user"}]})));
+        assert!(f(json!({"a.b.c": 1})).matches(&raw(doc! {"a": [{"b": [{"c": 2}, {"c": 1}]}]})));
         assert!(
-            f(json!({"a.1": "y"})).matches(&doc! {"a": ["x", "y"]}),
+            f(json!({"a.1": "y"})).matches(&raw(doc! {"a": ["x", "y"]})),
             "numeric segments index arrays"
         );
-        assert!(!f(json!({"a.0": "y"})).matches(&doc! {"a": ["x", "y"]}));
-        assert!(f(json!({"a.x": {"$exists": false}})).matches(&doc! {"a": 5}));
+        assert!(!f(json!({"a.0": "y"})).matches(&raw(doc! {"a": ["x", "y"]})));
+        assert!(f(json!({"a.x": {"$exists": false}})).matches(&raw(doc! {"a": 5})));
     }
 
     #[test]
     fn missing_and_null() {
         let null = f(json!({"f": null}));
-        assert!(null.matches(&doc! {}));
-        assert!(null.matches(&doc! {"f": null}));
-        assert!(!null.matches(&doc! {"f": 0}));
+        assert!(null.matches(&raw(doc! {})));
+        assert!(null.matches(&raw(doc! {"f": null})));
+        assert!(!null.matches(&raw(doc! {"f": 0})));
         assert!(
-            f(json!({"f": {"$ne": 5}})).matches(&doc! {}),
+            f(json!({"f": {"$ne": 5}})).matches(&raw(doc! {})),
             "$ne holds when the field is missing"
         );
-        assert!(!f(json!({"f": {"$ne": 5}})).matches(&doc! {"f": [1, 5]}));
-        assert!(f(json!({"f": {"$nin": [1, 2]}})).matches(&doc! {}));
-        assert!(!f(json!({"f": {"$nin": [1, 2]}})).matches(&doc! {"f": 2}));
-        assert!(!f(json!({"f": {"$gt": 1}})).matches(&doc! {}));
-        assert!(f(json!({"f": {"$exists": true}})).matches(&doc! {"f": null}));
-        assert!(!f(json!({"f": {"$exists": true}})).matches(&doc! {}));
-        assert!(f(json!({"f": {"$exists": false}})).matches(&doc! {"g": 1}));
-        assert!(f(json!({"f": {"$gte": null}})).matches(&doc! {}));
-        assert!(!f(json!({"f": {"$gt": null}})).matches(&doc! {}));
-        assert!(f(json!({"f": {"$in": [null]}})).matches(&doc! {}));
-        assert!(f(json!({"a.b": null})).matches(&doc! {"a": [{"c": 1}]}));
+        assert!(!f(json!({"f": {"$ne": 5}})).matches(&raw(doc! {"f": [1, 5]})));
+        assert!(f(json!({"f": {"$nin": [1, 2]}})).matches(&raw(doc! {})));
+        assert!(!f(json!({"f": {"$nin": [1, 2]}})).matches(&raw(doc! {"f": 2})));
+        assert!(!f(json!({"f": {"$gt": 1}})).matches(&raw(doc! {})));
+        assert!(f(json!({"f": {"$exists": true}})).matches(&raw(doc! {"f": null})));
+        assert!(!f(json!({"f": {"$exists": true}})).matches(&raw(doc! {})));
+        assert!(f(json!({"f": {"$exists": false}})).matches(&raw(doc! {"g": 1})));
+        assert!(f(json!({"f": {"$gte": null}})).matches(&raw(doc! {})));
+        assert!(!f(json!({"f": {"$gt": null}})).matches(&raw(doc! {})));
+        assert!(f(json!({"f": {"$in": [null]}})).matches(&raw(doc! {})));
+        assert!(f(json!({"a.b": null})).matches(&raw(doc! {"a": [{"c": 1}]})));
     }
 
     #[test]
     fn logical_operators() {
         let either = f(json!({"$or": [{"t": "c"}, {"t": "p", "archived": {"$ne": true}}]}));
-        assert!(either.matches(&doc! {"t": "c"}));
-        assert!(either.matches(&doc! {"t": "p"}));
-        assert!(!either.matches(&doc! {"t": "p", "archived": true}));
-        assert!(!either.matches(&doc! {"t": "d"}));
+        assert!(either.matches(&raw(doc! {"t": "c"})));
+        assert!(either.matches(&raw(doc! {"t": "p"})));
+        assert!(!either.matches(&raw(doc! {"t": "p", "archived": true})));
+        assert!(!either.matches(&raw(doc! {"t": "d"})));
         let both = f(json!({"$and": [{"n": {"$gte": 1}}, {"$or": [{"n": 5}, {"m": 1}]}]}));
-        assert!(both.matches(&doc! {"n": 5}));
-        assert!(both.matches(&doc! {"n": 2, "m": 1}));
-        assert!(!both.matches(&doc! {"n": 2}));
+        assert!(both.matches(&raw(doc! {"n": 5})));
+        assert!(both.matches(&raw(doc! {"n": 2, "m": 1})));
+        assert!(!both.matches(&raw(doc! {"n": 2})));
         let not = f(json!({"n": {"$not": {"$gt": 5}}}));
-        assert!(not.matches(&doc! {"n": 3}));
-        assert!(not.matches(&doc! {}), "$not matches a missing field");
-        assert!(!not.matches(&doc! {"n": 6}));
+        assert!(not.matches(&raw(doc! {"n": 3})));
+        assert!(not.matches(&raw(doc! {})), "$not matches a missing field");
+        assert!(!not.matches(&raw(doc! {"n": 6})));
         let not_range = f(json!({"n": {"$not": {"$gt": 1, "$lt": 5}}}));
-        assert!(not_range.matches(&doc! {"n": 7}));
-        assert!(!not_range.matches(&doc! {"n": 3}));
+        assert!(not_range.matches(&raw(doc! {"n": 7})));
+        assert!(!not_range.matches(&raw(doc! {"n": 3})));
         let systems = f(json!({"t": {"$in": ["USER_JOINED", "USER_LEFT"]}}));
-        assert!(systems.matches(&doc! {"t": "USER_LEFT"}));
-        assert!(!systems.matches(&doc! {"t": "USER"}));
+        assert!(systems.matches(&raw(doc! {"t": "USER_LEFT"})));
+        assert!(!systems.matches(&raw(doc! {"t": "USER"})));
     }
 }

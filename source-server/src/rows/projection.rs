@@ -2,13 +2,13 @@
 //!
 //! Instead of building a projected document for every change event and then reading columns
 //! out of it, each column gets a small plan at start-up that says where its value comes from
-//! (a field, a renamed path, a cast, a trimmed sub-document). Most plans borrow straight from the
-//! change event's document, so a row costs little more than its JSON values.
+//! (a field, a renamed path, a cast, a trimmed sub-document). A plan reads the change event's
+//! raw document and decodes only the top-level field it starts from.
 
 use std::borrow::Cow;
 
 use bson::oid::ObjectId;
-use bson::{Bson, Decimal128, Document};
+use bson::{Bson, Decimal128, Document, RawDocument};
 use zerostack_spec::extjson::{format_iso8601_millis, parse_iso8601_millis, parse_special_float};
 use zerostack_spec::projection::{Cast, CastInput, CastType, Projection, ProjectionField};
 
@@ -107,30 +107,43 @@ impl Plan {
     }
 
     /// The column's value in `doc` (a full document, or a change event's `documentKey`).
-    pub(crate) fn eval<'a>(&'a self, doc: &'a Document) -> Eval<'a> {
+    ///
+    /// Only the top-level field the plan starts from is decoded; the rest of the document is
+    /// never materialized.
+    pub(crate) fn eval<'a>(&'a self, doc: &RawDocument) -> Eval<'a> {
         match self {
             Plan::Missing => Eval::Missing,
-            Plan::Field(name) => doc
-                .get(name)
-                .map_or(Eval::Missing, |v| Eval::Value(Cow::Borrowed(v))),
-            Plan::Without(name, removed) => match doc.get(name) {
+            Plan::Field(name) => top_field(doc, name).map_or(Eval::Missing, Eval::owned),
+            Plan::Without(name, removed) => match top_field(doc, name) {
                 None => Eval::Missing,
-                Some(v) => {
-                    let mut v = v.clone();
+                Some(mut v) => {
                     for path in removed {
                         remove_in(&mut v, path);
                     }
-                    Eval::Value(Cow::Owned(v))
+                    Eval::owned(v)
                 }
             },
-            Plan::Only(name, kept) => match doc.get(name).and_then(|v| keep(v, kept)) {
+            Plan::Only(name, kept) => match top_field(doc, name).and_then(|v| keep(&v, kept)) {
                 None => Eval::Missing,
-                Some(v) => Eval::Value(Cow::Owned(v)),
+                Some(v) => Eval::owned(v),
             },
-            Plan::Path(path) => resolve_path(doc, path).map_or(Eval::Missing, Eval::Value),
+            Plan::Path(path) => resolve_path(doc, path).map_or(Eval::Missing, Eval::owned),
             Plan::Cast(c) => c.eval(doc),
         }
     }
+}
+
+impl Eval<'_> {
+    fn owned(v: Bson) -> Self {
+        Eval::Value(Cow::Owned(v))
+    }
+}
+
+/// One top-level field of a raw document, decoded. A field MongoDB sent in a form the bson crate
+/// cannot read counts as missing.
+pub(crate) fn top_field(doc: &RawDocument, name: &str) -> Option<Bson> {
+    let raw = doc.get(name).ok()??;
+    Bson::try_from(raw).ok()
 }
 
 fn compile_cast(c: &Cast, at: &str) -> Result<CompiledCast, (String, String)> {
@@ -149,9 +162,9 @@ fn compile_cast(c: &Cast, at: &str) -> Result<CompiledCast, (String, String)> {
 }
 
 impl CompiledCast {
-    fn eval<'a>(&'a self, doc: &'a Document) -> Eval<'a> {
+    fn eval<'a>(&'a self, doc: &RawDocument) -> Eval<'a> {
         let input = match &self.input {
-            Input::Path(p) => resolve_path(doc, p),
+            Input::Path(p) => resolve_path(doc, p).map(Cow::Owned),
             Input::Literal(b) => Some(Cow::Borrowed(b)),
         };
         let input = match input.as_deref() {
@@ -175,9 +188,10 @@ impl CompiledCast {
 
 /// An aggregation path (`"$a.b"`): through arrays it collects the values found in their
 /// sub-documents; numeric segments are field names, not indexes.
-fn resolve_path<'a>(doc: &'a Document, path: &[String]) -> Option<Cow<'a, Bson>> {
+fn resolve_path(doc: &RawDocument, path: &[String]) -> Option<Bson> {
     let (first, rest) = path.split_first()?;
-    resolve_in(doc.get(first)?, rest)
+    let top = top_field(doc, first)?;
+    resolve_in(&top, rest).map(Cow::into_owned)
 }
 
 fn resolve_in<'a>(v: &'a Bson, rest: &[String]) -> Option<Cow<'a, Bson>> {
@@ -372,7 +386,7 @@ mod tests {
     }
 
     fn value(column: &str, p: serde_json::Value, d: &Document) -> Option<Bson> {
-        match plan(column, p).eval(d) {
+        match plan(column, p).eval(&crate::rows::raw(d.clone())) {
             Eval::Missing => None,
             Eval::Value(v) => Some(v.into_owned()),
             Eval::CastFailed(t) => panic!("cast failed on {t}"),
@@ -525,15 +539,12 @@ mod tests {
             Some(Bson::Int64(9))
         );
         assert!(matches!(
-            plan("n", json!({"n": {"$toInt": "$a"}})).eval(&d),
+            plan("n", json!({"n": {"$toInt": "$a"}})).eval(&crate::rows::raw(d.clone())),
             Eval::CastFailed("object")
         ));
-        assert!(
-            matches!(
-                Plan::compile("a", None).unwrap().eval(&d),
-                Eval::Value(Cow::Borrowed(_))
-            ),
-            "plain reads borrow"
-        );
+        assert!(matches!(
+            Plan::compile("a", None).unwrap().eval(&crate::rows::raw(d.clone())),
+            Eval::Value(v) if *v == Bson::Document(doc! {"b": 1, "c": 2})
+        ));
     }
 }

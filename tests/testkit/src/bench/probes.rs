@@ -191,6 +191,60 @@ pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
     parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))
 }
 
+/// CPU time (user + system) a process has used so far, in seconds; `None` for `self`.
+pub fn cpu_secs(pid: Option<u32>) -> anyhow::Result<f64> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_string(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_cpu_ticks(&stat)
+        .map(|ticks| ticks as f64 / CLOCK_TICKS_PER_S)
+        .with_context(|| format!("no utime/stime in {path}"))
+}
+
+/// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux we run on.
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// utime + stime (fields 14 and 15) from `/proc/PID/stat`; the command name (field 2) may hold
+/// spaces, so fields are counted after its closing parenthesis.
+pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU seconds of several processes, read together.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSample {
+    pub mongod: f64,
+    pub source: f64,
+    pub bench: f64,
+}
+
+impl CpuSample {
+    pub fn take(mongod: u32, source: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            mongod: cpu_secs(Some(mongod))?,
+            source: cpu_secs(Some(source))?,
+            bench: cpu_secs(None)?,
+        })
+    }
+
+    /// CPU µs per event of each process between `self` and `later`.
+    pub fn per_event_us(&self, later: &Self, events: u64) -> String {
+        let us = |a: f64, b: f64| (b - a) * 1e6 / events.max(1) as f64;
+        format!(
+            "CPU per event: mongod {:.1} µs, source-server {:.1} µs, bench client {:.1} µs",
+            us(self.mongod, later.mongod),
+            us(self.source, later.source),
+            us(self.bench, later.bench)
+        )
+    }
+}
+
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -475,6 +529,13 @@ mod tests {
         let p = percentiles(&v).unwrap();
         assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
         assert!(percentiles(&[]).is_none());
+    }
+
+    #[test]
+    fn cpu_ticks_skip_the_command_name() {
+        let stat = "42 (a b) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("42 (x) S 1"), None);
     }
 
     #[test]

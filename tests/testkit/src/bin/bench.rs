@@ -27,7 +27,7 @@ use anyhow::{Context, bail};
 use bson::Document;
 use clap::Parser;
 use probes::{
-    CountWatch, LatencyWatch, RawLatency, SourceServer, acking_client, initial_sync,
+    CountWatch, CpuSample, LatencyWatch, RawLatency, SourceServer, acking_client, initial_sync,
     lexi_to_timestamp, percentiles, psql_path, read_raw_change_stream,
 };
 use report::{Latency, Results};
@@ -70,6 +70,17 @@ struct Args {
     /// Keep the state folder (data, logs) instead of removing it.
     #[arg(long)]
     keep: bool,
+    /// Run only these phases (default: all): stream (1+2), zero (3+5), pg (4+5), sync (6).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Phase>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Stream,
+    Zero,
+    Pg,
+    Sync,
 }
 
 #[tokio::main]
@@ -152,29 +163,35 @@ async fn run() -> anyhow::Result<()> {
     };
 
     let mut rss_streaming: Vec<u64> = Vec::new();
+    let wanted = |p: Phase| args.only.is_empty() || args.only.contains(&p);
     macro_rules! phase {
-        ($name:expr, $fut:expr) => {{
-            say(format!("--- {} ---", $name));
-            let t = Instant::now();
-            match $fut.await {
-                Ok(v) => {
-                    say(format!(
-                        "{} done in {:.1} s",
-                        $name,
-                        t.elapsed().as_secs_f64()
-                    ));
-                    Some(v)
-                }
-                Err(e) => {
-                    say(format!("{} FAILED: {e:#}", $name));
-                    results.errors.push(format!("{}: {e:#}", $name));
-                    None
+        ($which:expr, $name:expr, $fut:expr) => {{
+            if !wanted($which) {
+                None
+            } else {
+                say(format!("--- {} ---", $name));
+                let t = Instant::now();
+                match $fut.await {
+                    Ok(v) => {
+                        say(format!(
+                            "{} done in {:.1} s",
+                            $name,
+                            t.elapsed().as_secs_f64()
+                        ));
+                        Some(v)
+                    }
+                    Err(e) => {
+                        say(format!("{} FAILED: {e:#}", $name));
+                        results.errors.push(format!("{}: {e:#}", $name));
+                        None
+                    }
                 }
             }
         }};
     }
 
     if let Some(s) = phase!(
+        Phase::Stream,
         "1+2 change stream → source-server → acking client",
         ctx.stream_to_client()
     ) {
@@ -188,6 +205,7 @@ async fn run() -> anyhow::Result<()> {
         rss_streaming.push(s.rss);
     }
     if let Some((burst, lat, rss)) = phase!(
+        Phase::Zero,
         "3+5 MongoDB → source-server → zero-cache",
         ctx.mongo_to_zero_cache()
     ) {
@@ -202,8 +220,11 @@ async fn run() -> anyhow::Result<()> {
             });
         }
     }
-    if let Some((burst, lat)) = phase!("4+5 Postgres → zero-cache (native)", ctx.pg_to_zero_cache())
-    {
+    if let Some((burst, lat)) = phase!(
+        Phase::Pg,
+        "4+5 Postgres → zero-cache (native)",
+        ctx.pg_to_zero_cache()
+    ) {
         results.pg_burst_rows_per_s = Some(burst);
         for (rate, p) in lat {
             match results.latency.iter_mut().find(|l| l.rate == rate) {
@@ -217,11 +238,16 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
-    if let Some((secs, rss)) = phase!("6 initial sync from MongoDB", ctx.mongo_initial_sync()) {
+    if let Some((secs, rss)) = phase!(
+        Phase::Sync,
+        "6 initial sync from MongoDB",
+        ctx.mongo_initial_sync()
+    ) {
         results.mongo_sync_secs = Some(secs);
         results.source_peak_rss_sync = Some(rss);
     }
     if let Some(secs) = phase!(
+        Phase::Sync,
         "6 initial sync from Postgres (native)",
         ctx.pg_initial_sync()
     ) {
@@ -341,10 +367,20 @@ impl Ctx<'_> {
         say(format!("writing {n} messages"));
         mongo_insert_range(&coll, 0, n, self.args.batch).await?;
         let mut raw = Vec::new();
+        let mongod = self.mongo.pid();
+        let src = source.process.pid();
+        let c0 = CpuSample::take(mongod, src)?;
         let t = read_raw_change_stream(&coll, start, n).await?;
+        let c1 = CpuSample::take(mongod, src)?;
         raw.push(n as f64 / t.as_secs_f64());
         say(format!("raw change stream: {:.0} events/s", raw[0]));
+        say(format!("raw change stream {}", c0.per_event_us(&c1, n)));
         let run = acking_client(&source.ws_url(), &w0, &w0, n, None).await?;
+        let c2 = CpuSample::take(mongod, src)?;
+        say(format!(
+            "source-server → acking client {}",
+            c1.per_event_us(&c2, n)
+        ));
         if run.rows != n {
             bail!("the acking client got {} rows, expected {n}", run.rows);
         }
