@@ -27,6 +27,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::rows::Fields;
 use crate::watermark::ClusterTime;
 
 #[derive(Debug, Error)]
@@ -111,10 +112,11 @@ fn malformed(what: impl Into<String>) -> ChangeError {
 impl ChangeEvent {
     /// Reads the fields we use from a raw change event, copying only the two documents.
     pub fn from_raw(d: &RawDocument) -> Result<Self, ChangeError> {
-        let field = |k: &str| {
-            d.get(k)
-                .map_err(|e| malformed(format!("event field {k}: {e}")))
-        };
+        Self::from_fields(&Fields::of(d))
+    }
+
+    fn from_fields(fields: &Fields<'_>) -> Result<Self, ChangeError> {
+        let field = |k: &str| Ok::<_, ChangeError>(fields.get(k));
         let cluster_time = match field("clusterTime")? {
             Some(RawBsonRef::Timestamp(ts)) => ClusterTime::from_timestamp(ts),
             _ => return Err(malformed("event without clusterTime")),
@@ -196,6 +198,8 @@ pub struct ChangeCursor {
     session: ClientSession,
     cursor: SessionRawBatchCursor,
     cursor_id: i64,
+    /// The collections whose events are kept.
+    collections: Vec<String>,
     /// The aggregate's own first batch, handed out by the first `next_batch`.
     pending_first: Option<RawBatch>,
     resume_time: Option<ClusterTime>,
@@ -204,8 +208,8 @@ pub struct ChangeCursor {
 }
 
 impl ChangeCursor {
-    /// Opens a database-level change stream restricted to `collections` (plus database drops),
-    /// whose probes wait at most `probe`.
+    /// Opens a database-level change stream of which only `collections` (plus database drops)
+    /// are kept, whose probes wait at most `probe`.
     ///
     /// `batch_size` caps the events per reply: a `getMore` may otherwise return 16 MB of BSON,
     /// so a backlog would make memory grow with it instead of staying flat.
@@ -223,13 +227,10 @@ impl ChangeCursor {
         if let Start::At(t) = start {
             stage.insert("startAtOperationTime", t.to_timestamp());
         }
-        let pipeline = vec![
-            doc! { "$changeStream": stage },
-            doc! { "$match": { "$or": [
-                { "ns.coll": { "$in": collections.iter().map(|c| Bson::String(c.clone())).collect::<Vec<_>>() } },
-                { "operationType": { "$in": ["dropDatabase", "invalidate"] } },
-            ] } },
-        ];
+        // No `$match`: MongoDB evaluates one on every event it builds, which cost about 2 µs of
+        // its CPU per event (18%) in the benchmark; the same test is made here on the raw event
+        // (`wanted`), before anything is copied.
+        let pipeline = vec![doc! { "$changeStream": stage }];
         let mut cursor = db
             .aggregate(pipeline)
             .batch_size(batch_size)
@@ -254,6 +255,7 @@ impl ChangeCursor {
             session,
             cursor,
             cursor_id,
+            collections: collections.to_vec(),
             pending_first: Some(first),
             resume_time,
             opened_at,
@@ -275,13 +277,21 @@ impl ChangeCursor {
     /// The next batch.
     pub async fn next_batch(&mut self, wait: Wait) -> Result<Batch, ChangeError> {
         let events = match (self.pending_first.take(), wait) {
-            (Some(first), _) => raw_events(first.as_raw_document(), &mut self.resume_time)?,
+            (Some(first), _) => raw_events(
+                first.as_raw_document(),
+                &mut self.resume_time,
+                &self.collections,
+            )?,
             (None, Wait::Probe) => {
                 let reply = match self.cursor.stream(&mut self.session).next().await {
                     Some(reply) => reply.map_err(classify)?,
                     None => return Err(malformed("the change stream cursor was closed")),
                 };
-                raw_events(reply.as_raw_document(), &mut self.resume_time)?
+                raw_events(
+                    reply.as_raw_document(),
+                    &mut self.resume_time,
+                    &self.collections,
+                )?
             }
             (None, Wait::Idle(max_await)) => {
                 let reply = self
@@ -297,7 +307,7 @@ impl ChangeCursor {
                     .map_err(classify)?;
                 let reply = RawDocumentBuf::try_from(&reply)
                     .map_err(|e| malformed(format!("getMore reply: {e}")))?;
-                raw_events(&reply, &mut self.resume_time)?
+                raw_events(&reply, &mut self.resume_time, &self.collections)?
             }
         };
         Ok(Batch {
@@ -310,7 +320,7 @@ impl ChangeCursor {
     /// after a batch with events, a long-poll of `idle` after an empty one. The task stops (and
     /// the server-side cursor is killed) when the returned reader is dropped or MongoDB fails.
     pub fn read_ahead(mut self, idle: Duration) -> ReadAhead {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(2);
         let task = tokio::spawn(async move {
             // The first batch is the aggregate's own, already here.
             let mut wait = Wait::Probe;
@@ -388,10 +398,24 @@ fn cursor_info(
     Ok((id, resume_time))
 }
 
-/// The events of a reply (`firstBatch` or `nextBatch`), and its resume time into `resume_time`.
+/// Whether an event concerns us: a change in one of `collections`, or the end of the database or
+/// of the stream.
+fn wanted(event: &Fields<'_>, collections: &[String]) -> bool {
+    match event.document("ns").map(|ns| ns.get_str("coll")) {
+        Some(Ok(coll)) => collections.iter().any(|c| c == coll),
+        _ => matches!(
+            event.get("operationType"),
+            Some(RawBsonRef::String("dropDatabase" | "invalidate"))
+        ),
+    }
+}
+
+/// The wanted events of a reply (`firstBatch` or `nextBatch`), and its resume time into
+/// `resume_time`.
 fn raw_events(
     reply: &RawDocument,
     resume_time: &mut Option<ClusterTime>,
+    collections: &[String],
 ) -> Result<Vec<ChangeEvent>, ChangeError> {
     let (_, t) = cursor_info(reply, "getMore")?;
     if t.is_some() {
@@ -410,7 +434,12 @@ fn raw_events(
     let mut events = Vec::new();
     for item in items {
         match item.map_err(|e| malformed(format!("batch item: {e}")))? {
-            RawBsonRef::Document(d) => events.push(ChangeEvent::from_raw(d)?),
+            RawBsonRef::Document(d) => {
+                let fields = Fields::of(d);
+                if wanted(&fields, collections) {
+                    events.push(ChangeEvent::from_fields(&fields)?);
+                }
+            }
             _ => return Err(malformed("batch item is not a document")),
         }
     }
@@ -460,6 +489,29 @@ mod tests {
         .unwrap();
         assert_eq!(plain.group, GroupId::Time(ClusterTime::new(10, 2)));
         assert_eq!(plain.operation, Operation::Delete);
+    }
+
+    #[test]
+    fn only_mapped_collections_and_database_ends_are_wanted() {
+        let mapped = ["rooms".to_string(), "messages".to_string()];
+        let keep =
+            |d: Document| wanted(&Fields::of(&RawDocumentBuf::try_from(&d).unwrap()), &mapped);
+        assert!(keep(
+            doc! {"operationType": "insert", "ns": {"db": "d", "coll": "rooms"}}
+        ));
+        assert!(keep(
+            doc! {"operationType": "drop", "ns": {"db": "d", "coll": "messages"}}
+        ));
+        assert!(!keep(
+            doc! {"operationType": "insert", "ns": {"db": "d", "coll": "audit"}}
+        ));
+        assert!(!keep(
+            doc! {"operationType": "drop", "ns": {"db": "d", "coll": "audit"}}
+        ));
+        assert!(keep(
+            doc! {"operationType": "dropDatabase", "ns": {"db": "d"}}
+        ));
+        assert!(keep(doc! {"operationType": "invalidate"}));
     }
 
     #[test]

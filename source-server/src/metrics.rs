@@ -13,6 +13,8 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
+const DATA_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
+
 pub struct Metrics {
     registry: Registry,
     pub events: Family<Labels, Counter>,
@@ -27,6 +29,9 @@ pub struct Metrics {
     pub snapshot_rows: Counter,
     pub resets: Family<Labels, Counter>,
     pub keepalives: Counter,
+    /// The `events` counters of the four data operations, looked up once: a family lookup
+    /// hashes and allocates its label set, which showed in the per-event profile.
+    data_events: [Counter; 4],
     warned_columns: Mutex<HashSet<(String, String)>>,
 }
 
@@ -52,9 +57,17 @@ impl Metrics {
             snapshot_rows: Counter::default(),
             resets: Family::default(),
             keepalives: Counter::default(),
+            data_events: Default::default(),
             warned_columns: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
+        let mut m = m;
+        for (i, op) in DATA_OPERATIONS.iter().enumerate() {
+            m.data_events[i] = m
+                .events
+                .get_or_create(&vec![("operation".into(), op.to_string())])
+                .clone();
+        }
         registry.register(
             "change_events",
             "MongoDB change events read, by operation",
@@ -119,6 +132,10 @@ impl Metrics {
     }
 
     pub fn event(&self, op: &str) {
+        if let Some(i) = DATA_OPERATIONS.iter().position(|o| *o == op) {
+            self.data_events[i].inc();
+            return;
+        }
         self.events
             .get_or_create(&vec![("operation".into(), op.into())])
             .inc();

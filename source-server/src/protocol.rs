@@ -5,6 +5,8 @@
 //! transaction). Messages are rendered straight to JSON text because they are written to the
 //! socket as text frames and the hot path should not build intermediate trees.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -167,17 +169,23 @@ pub enum Upstream {
 pub struct UpstreamError(pub String);
 
 pub fn parse_upstream(text: &str) -> Result<Upstream, UpstreamError> {
-    let short = || UpstreamError(text.chars().take(200).collect());
-    let v: Value = serde_json::from_str(text).map_err(|_| short())?;
-    let arr = v.as_array().ok_or_else(short)?;
-    match (arr.first().and_then(Value::as_str), arr.get(2)) {
-        (Some("status"), Some(Value::Object(pos))) => match pos.get("watermark") {
-            Some(Value::String(w)) => Ok(Upstream::Ack {
-                watermark: w.clone(),
-            }),
-            _ => Err(short()),
-        },
-        _ => Err(short()),
+    // Typed and borrowed: zero-cache acks every commit, so this runs once per transaction.
+    #[derive(serde::Deserialize)]
+    struct Status<'a>(
+        #[serde(borrow)] Cow<'a, str>,
+        serde::de::IgnoredAny,
+        #[serde(borrow)] Position<'a>,
+    );
+    #[derive(serde::Deserialize)]
+    struct Position<'a> {
+        #[serde(borrow)]
+        watermark: Cow<'a, str>,
+    }
+    match serde_json::from_str::<Status>(text) {
+        Ok(Status(tag, _, pos)) if tag == "status" => Ok(Upstream::Ack {
+            watermark: pos.watermark.into_owned(),
+        }),
+        _ => Err(UpstreamError(text.chars().take(200).collect())),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::catalog::{Catalog, PublishedTable};
 use crate::changes::{ChangeEvent, Operation};
 use crate::metrics::Metrics;
 use crate::protocol;
+use crate::rows::Fields;
 
 /// Appends the data messages for `event` to `out`; returns how many row changes it added.
 pub fn event_changes(
@@ -27,16 +28,17 @@ pub fn event_changes(
     let before = out.len();
     match event.operation {
         Operation::Insert | Operation::Update | Operation::Replace => {
-            let Some(doc) = event.full_document.as_ref() else {
+            let Some(doc) = event.full_document.as_deref().map(Fields::of) else {
                 // The document was deleted before its update could be looked up; the delete
                 // event follows and removes it.
                 debug!(collection, "update without a full document skipped");
                 return 0;
             };
             let is_insert = event.operation == Operation::Insert;
+            let document_key = event.document_key.as_deref().map(Fields::of);
             for table in catalog.tables_of(collection) {
-                if table.rows.matches(doc) {
-                    if let Some(row) = row_of(table, doc, metrics) {
+                if table.rows.matches(&doc) {
+                    if let Some(row) = row_of(table, &doc, metrics) {
                         out.push(if is_insert {
                             protocol::insert(&table.relation, &row)
                         } else {
@@ -44,19 +46,18 @@ pub fn event_changes(
                         });
                     }
                 } else if !is_insert {
-                    let key = event
-                        .document_key
+                    let key = document_key
                         .as_ref()
                         .and_then(|k| table.rows.key_from_document_key(k))
-                        .or_else(|| key_of_row(table, &table.rows.row(doc).values));
+                        .or_else(|| key_of_row(table, &table.rows.row(&doc).values));
                     push_delete(table, key, metrics, out);
                 }
             }
         }
         Operation::Delete => {
+            let document_key = event.document_key.as_deref().map(Fields::of);
             for table in catalog.tables_of(collection) {
-                let key = event
-                    .document_key
+                let key = document_key
                     .as_ref()
                     .and_then(|k| table.rows.key_from_document_key(k));
                 push_delete(table, key, metrics, out);
@@ -71,7 +72,7 @@ pub fn event_changes(
 /// without a key cannot be addressed, so it is the one thing that is skipped — and counted).
 pub fn row_of(
     table: &PublishedTable,
-    doc: &bson::RawDocument,
+    doc: &Fields<'_>,
     metrics: &Metrics,
 ) -> Option<Map<String, Value>> {
     let row = table.rows.row(doc);

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::protocol;
 use crate::registry::ReplicaRegistry;
 use crate::rowchanges::row_of;
+use crate::rows::Fields;
 use crate::status::{ConnectionStatus, SnapshotProgress};
 use crate::watermark::ClusterTime;
 
@@ -152,6 +153,7 @@ async fn copy_collection<D: Downstream>(
         );
     };
     while let Some(doc) = cursor.try_next().await? {
+        let doc = Fields::of(&doc);
         for t in &tables {
             if t.rows.matches(&doc)
                 && let Some(row) = row_of(t, &doc, ctx.metrics)

@@ -173,6 +173,10 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
         )
         .await?;
     messages.delete_one(doc! {"_id": "m2"}).await?;
+    // A collection no table maps: its writes must not reach zero-cache, not even as empty
+    // transactions (the change stream is filtered here, not by MongoDB).
+    let audit = db.collection::<bson::Document>("audit");
+    audit.insert_one(doc! {"_id": "a1", "what": "unmapped"}).await?;
     db.collection::<bson::Document>("users")
         .delete_one(doc! {"_id": alice})
         .await?;
@@ -189,6 +193,10 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
         .await?;
     rooms
         .update_one(doc! {"_id": "p1"}, doc! {"$set": {"topic": "txn"}})
+        .session(&mut session)
+        .await?;
+    audit
+        .insert_one(doc! {"_id": "a2", "what": "unmapped, in txn"})
         .session(&mut session)
         .await?;
     session.commit_transaction().await?;
@@ -233,6 +241,11 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
     );
     let watermarks: Vec<&String> = txns.iter().map(|(w, _)| w).collect();
     assert!(watermarks.windows(2).all(|w| w[0] < w[1]) && watermarks[0].as_str() > w0.as_str());
+    assert!(
+        txns.iter().all(|(_, d)| !d.is_empty())
+            && !data.iter().any(|d| d.to_string().contains("unmapped")),
+        "writes to an unmapped collection are not sent: {txns:?}"
+    );
 
     // Acks are recorded.
     let last = txns.last().unwrap().0.clone();

@@ -9,9 +9,10 @@
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Document, RawDocument};
+use bson::{Bson, Document};
 use zerostack_spec::filter::{Clause, Condition, Filter, Operator};
 
+use super::fields::Fields;
 use super::values::{self, json_to_bson};
 
 /// A dotted path, split once at compile time.
@@ -75,7 +76,7 @@ impl CompiledFilter {
         compile_at(filter, "filter")
     }
 
-    pub fn matches(&self, doc: &RawDocument) -> bool {
+    pub fn matches(&self, doc: &Fields<'_>) -> bool {
         self.clauses.iter().all(|c| match c {
             CompiledClause::Field { path, ops } => {
                 ops.iter().all(|op| holds(op, doc, &path.segments))
@@ -145,16 +146,16 @@ fn compile_ops(ops: &[Operator], at: &str) -> Result<Vec<Op>, CompileError> {
         .collect()
 }
 
-/// `any_in_doc` from a raw document: only the path's top-level field is decoded.
+/// `any_in_doc` from a raw document's fields: only the path's top-level field is decoded.
 fn any_in_raw(
-    doc: &RawDocument,
+    doc: &Fields<'_>,
     path: &[Segment],
     f: &mut impl FnMut(Option<&Bson>) -> bool,
 ) -> bool {
     let Some((first, rest)) = path.split_first() else {
         return false;
     };
-    match super::projection::top_field(doc, &first.name) {
+    match doc.decoded(&first.name) {
         None => f(None),
         Some(v) => any_in_value(&v, rest, f),
     }
@@ -226,7 +227,7 @@ fn cmp_match(candidate: Option<&Bson>, v: &Bson, accept: fn(Ordering) -> bool) -
     }
 }
 
-fn holds(op: &Op, doc: &RawDocument, path: &[Segment]) -> bool {
+fn holds(op: &Op, doc: &Fields<'_>, path: &[Segment]) -> bool {
     match op {
         Op::Eq(v) => any_in_raw(doc, path, &mut |c| eq_match(c, v)),
         Op::Ne(v) => !any_in_raw(doc, path, &mut |c| eq_match(c, v)),
@@ -258,12 +259,12 @@ mod tests {
     #[test]
     fn equality_and_discriminators() {
         let chats = f(json!({"t": {"$eq": "d"}}));
-        assert!(chats.matches(&raw(doc! {"t": "d"})));
-        assert!(!chats.matches(&raw(doc! {"t": "c"})));
-        assert!(!chats.matches(&raw(doc! {})));
-        assert!(f(json!({"t": "p"})).matches(&raw(doc! {"t": "p", "x": 1})));
+        assert!(chats.matches(&Fields::of(&raw(doc! {"t": "d"}))));
+        assert!(!chats.matches(&Fields::of(&raw(doc! {"t": "c"}))));
+        assert!(!chats.matches(&Fields::of(&raw(doc! {}))));
+        assert!(f(json!({"t": "p"})).matches(&Fields::of(&raw(doc! {"t": "p", "x": 1}))));
         assert!(
-            f(json!({})).matches(&raw(doc! {"a": 1})),
+            f(json!({})).matches(&Fields::of(&raw(doc! {"a": 1}))),
             "an empty filter matches everything"
         );
     }
@@ -272,135 +273,153 @@ mod tests {
     fn object_ids_and_dates_match() {
         let oid = ObjectId::parse_str(OID).unwrap();
         let by_id = f(json!({"owner": {"$oid": OID}}));
-        assert!(by_id.matches(&raw(doc! {"owner": oid})));
+        assert!(by_id.matches(&Fields::of(&raw(doc! {"owner": oid}))));
         assert!(
-            !by_id.matches(&raw(doc! {"owner": OID})),
+            !by_id.matches(&Fields::of(&raw(doc! {"owner": OID}))),
             "a hex string is not an ObjectId"
         );
         assert!(
             f(json!({"owner": {"$in": [{"$oid": "5f0c9a8e1c9d440000a1b2c4"}, {"$oid": OID}]}}))
-                .matches(&raw(doc! {"owner": oid}))
+                .matches(&Fields::of(&raw(doc! {"owner": oid})))
         );
         assert!(
             f(json!({"owner": {"$gt": {"$oid": "5f0c9a8e1c9d440000a1b2c2"}}}))
-                .matches(&raw(doc! {"owner": oid}))
+                .matches(&Fields::of(&raw(doc! {"owner": oid})))
         );
 
         let at = bson::DateTime::from_millis(1_714_564_800_000);
         let since = f(json!({"at": {"$gte": {"$date": "2024-05-01T12:00:00Z"}}}));
-        assert!(since.matches(&raw(doc! {"at": at})));
-        assert!(!since.matches(&raw(
+        assert!(since.matches(&Fields::of(&raw(doc! {"at": at}))));
+        assert!(!since.matches(&Fields::of(&raw(
             doc! {"at": bson::DateTime::from_millis(1_714_564_799_999)}
-        )));
+        ))));
         assert!(
-            !since.matches(&raw(doc! {"at": "2024-05-02T00:00:00Z"})),
+            !since.matches(&Fields::of(&raw(doc! {"at": "2024-05-02T00:00:00Z"}))),
             "a string is not a date"
         );
         assert!(
-            !since.matches(&raw(doc! {"at": 1_714_564_800_001i64})),
+            !since.matches(&Fields::of(&raw(doc! {"at": 1_714_564_800_001i64}))),
             "a number is not a date"
         );
         assert!(
-            f(json!({"at": {"$date": "2024-05-01T12:00:00.000Z"}})).matches(&raw(doc! {"at": at}))
+            f(json!({"at": {"$date": "2024-05-01T12:00:00.000Z"}}))
+                .matches(&Fields::of(&raw(doc! {"at": at})))
         );
     }
 
     #[test]
     fn numbers_compare_across_widths() {
-        assert!(f(json!({"n": 1})).matches(&raw(doc! {"n": 1.0})));
-        assert!(f(json!({"n": 1.0})).matches(&raw(doc! {"n": 1i64})));
-        assert!(f(json!({"n": {"$numberLong": "1"}})).matches(&raw(doc! {"n": 1i32})));
-        assert!(f(json!({"n": {"$numberDecimal": "2.50"}})).matches(&raw(doc! {"n": 2.5})));
+        assert!(f(json!({"n": 1})).matches(&Fields::of(&raw(doc! {"n": 1.0}))));
+        assert!(f(json!({"n": 1.0})).matches(&Fields::of(&raw(doc! {"n": 1i64}))));
+        assert!(f(json!({"n": {"$numberLong": "1"}})).matches(&Fields::of(&raw(doc! {"n": 1i32}))));
+        assert!(
+            f(json!({"n": {"$numberDecimal": "2.50"}})).matches(&Fields::of(&raw(doc! {"n": 2.5})))
+        );
         let dec: Decimal128 = "2.5".parse().unwrap();
-        assert!(f(json!({"n": {"$gt": 2}})).matches(&raw(doc! {"n": dec})));
-        assert!(!f(json!({"n": {"$gt": 3}})).matches(&raw(doc! {"n": dec})));
-        assert!(f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 2.5})));
+        assert!(f(json!({"n": {"$gt": 2}})).matches(&Fields::of(&raw(doc! {"n": dec}))));
+        assert!(!f(json!({"n": {"$gt": 3}})).matches(&Fields::of(&raw(doc! {"n": dec}))));
+        assert!(f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&Fields::of(&raw(doc! {"n": 2.5}))));
         assert!(
-            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 3i64})),
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&Fields::of(&raw(doc! {"n": 3i64}))),
             "every operator on a field must hold"
         );
         assert!(
-            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&raw(doc! {"n": 1})),
+            !f(json!({"n": {"$gt": 2, "$lt": 3}})).matches(&Fields::of(&raw(doc! {"n": 1}))),
             "every operator on a field must hold"
         );
         assert!(
-            !f(json!({"n": {"$gt": 1}})).matches(&raw(doc! {"n": "5"})),
+            !f(json!({"n": {"$gt": 1}})).matches(&Fields::of(&raw(doc! {"n": "5"}))),
             "strings are not numbers"
         );
-        assert!(f(json!({"s": {"$lt": "b"}})).matches(&raw(doc! {"s": "abc"})));
+        assert!(f(json!({"s": {"$lt": "b"}})).matches(&Fields::of(&raw(doc! {"s": "abc"}))));
     }
 
     #[test]
     fn arrays_and_dotted_paths() {
         let tag = f(json!({"tags": "x"}));
-        assert!(tag.matches(&raw(doc! {"tags": ["y", "x"]})));
-        assert!(!tag.matches(&raw(doc! {"tags": ["y"]})));
+        assert!(tag.matches(&Fields::of(&raw(doc! {"tags": ["y", "x"]}))));
+        assert!(!tag.matches(&Fields::of(&raw(doc! {"tags": ["y"]}))));
         assert!(
-            f(json!({"tags": ["y", "x"]})).matches(&raw(doc! {"tags": ["y", "x"]})),
+            f(json!({"tags": ["y", "x"]})).matches(&Fields::of(&raw(doc! {"tags": ["y", "x"]}))),
             "whole-array equality"
         );
-        assert!(!f(json!({"tags": ["x", "y"]})).matches(&raw(doc! {"tags": ["y", "x"]})));
-        assert!(f(json!({"tags": {"$in": ["z", "x"]}})).matches(&raw(doc! {"tags": ["x"]})));
-        assert!(f(json!({"scores": {"$gt": 8}})).matches(&raw(doc! {"scores": [1, 9]})));
-        assert!(!f(json!({"scores": {"$gt": 9}})).matches(&raw(doc! {"scores": [1, 9]})));
-        let dotted = f(json!({"members.role": "owner"}));
-        assert!(dotted.matches(&raw(
-            doc! {"members": [{"role": "user"}, {"role": "owner"}]}
-        )));
-        assert!(dotted.matches(&raw(doc! {"members": {"role": "owner"}})));
-        assert!(!dotted.matches(&raw(doc! {"members": [{"role": "user"}]})));
-        assert!(f(json!({"a.b.c": 1})).matches(&raw(doc! {"a": [{"b": [{"c": 2}, {"c": 1}]}]})));
         assert!(
-            f(json!({"a.1": "y"})).matches(&raw(doc! {"a": ["x", "y"]})),
+            !f(json!({"tags": ["x", "y"]})).matches(&Fields::of(&raw(doc! {"tags": ["y", "x"]})))
+        );
+        assert!(
+            f(json!({"tags": {"$in": ["z", "x"]}}))
+                .matches(&Fields::of(&raw(doc! {"tags": ["x"]})))
+        );
+        assert!(
+            f(json!({"scores": {"$gt": 8}})).matches(&Fields::of(&raw(doc! {"scores": [1, 9]})))
+        );
+        assert!(
+            !f(json!({"scores": {"$gt": 9}})).matches(&Fields::of(&raw(doc! {"scores": [1, 9]})))
+        );
+        let dotted = f(json!({"members.role": "owner"}));
+        assert!(dotted.matches(&Fields::of(&raw(
+            doc! {"members": [{"role": "user"}, {"role": "owner"}]}
+        ))));
+        assert!(dotted.matches(&Fields::of(&raw(doc! {"members": {"role": "owner"}}))));
+        assert!(!dotted.matches(&Fields::of(&raw(doc! {"members": [{"role": "user"}]}))));
+        assert!(
+            f(json!({"a.b.c": 1}))
+                .matches(&Fields::of(&raw(doc! {"a": [{"b": [{"c": 2}, {"c": 1}]}]})))
+        );
+        assert!(
+            f(json!({"a.1": "y"})).matches(&Fields::of(&raw(doc! {"a": ["x", "y"]}))),
             "numeric segments index arrays"
         );
-        assert!(!f(json!({"a.0": "y"})).matches(&raw(doc! {"a": ["x", "y"]})));
-        assert!(f(json!({"a.x": {"$exists": false}})).matches(&raw(doc! {"a": 5})));
+        assert!(!f(json!({"a.0": "y"})).matches(&Fields::of(&raw(doc! {"a": ["x", "y"]}))));
+        assert!(f(json!({"a.x": {"$exists": false}})).matches(&Fields::of(&raw(doc! {"a": 5}))));
     }
 
     #[test]
     fn missing_and_null() {
         let null = f(json!({"f": null}));
-        assert!(null.matches(&raw(doc! {})));
-        assert!(null.matches(&raw(doc! {"f": null})));
-        assert!(!null.matches(&raw(doc! {"f": 0})));
+        assert!(null.matches(&Fields::of(&raw(doc! {}))));
+        assert!(null.matches(&Fields::of(&raw(doc! {"f": null}))));
+        assert!(!null.matches(&Fields::of(&raw(doc! {"f": 0}))));
         assert!(
-            f(json!({"f": {"$ne": 5}})).matches(&raw(doc! {})),
+            f(json!({"f": {"$ne": 5}})).matches(&Fields::of(&raw(doc! {}))),
             "$ne holds when the field is missing"
         );
-        assert!(!f(json!({"f": {"$ne": 5}})).matches(&raw(doc! {"f": [1, 5]})));
-        assert!(f(json!({"f": {"$nin": [1, 2]}})).matches(&raw(doc! {})));
-        assert!(!f(json!({"f": {"$nin": [1, 2]}})).matches(&raw(doc! {"f": 2})));
-        assert!(!f(json!({"f": {"$gt": 1}})).matches(&raw(doc! {})));
-        assert!(f(json!({"f": {"$exists": true}})).matches(&raw(doc! {"f": null})));
-        assert!(!f(json!({"f": {"$exists": true}})).matches(&raw(doc! {})));
-        assert!(f(json!({"f": {"$exists": false}})).matches(&raw(doc! {"g": 1})));
-        assert!(f(json!({"f": {"$gte": null}})).matches(&raw(doc! {})));
-        assert!(!f(json!({"f": {"$gt": null}})).matches(&raw(doc! {})));
-        assert!(f(json!({"f": {"$in": [null]}})).matches(&raw(doc! {})));
-        assert!(f(json!({"a.b": null})).matches(&raw(doc! {"a": [{"c": 1}]})));
+        assert!(!f(json!({"f": {"$ne": 5}})).matches(&Fields::of(&raw(doc! {"f": [1, 5]}))));
+        assert!(f(json!({"f": {"$nin": [1, 2]}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(!f(json!({"f": {"$nin": [1, 2]}})).matches(&Fields::of(&raw(doc! {"f": 2}))));
+        assert!(!f(json!({"f": {"$gt": 1}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(f(json!({"f": {"$exists": true}})).matches(&Fields::of(&raw(doc! {"f": null}))));
+        assert!(!f(json!({"f": {"$exists": true}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(f(json!({"f": {"$exists": false}})).matches(&Fields::of(&raw(doc! {"g": 1}))));
+        assert!(f(json!({"f": {"$gte": null}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(!f(json!({"f": {"$gt": null}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(f(json!({"f": {"$in": [null]}})).matches(&Fields::of(&raw(doc! {}))));
+        assert!(f(json!({"a.b": null})).matches(&Fields::of(&raw(doc! {"a": [{"c": 1}]}))));
     }
 
     #[test]
     fn logical_operators() {
         let either = f(json!({"$or": [{"t": "c"}, {"t": "p", "archived": {"$ne": true}}]}));
-        assert!(either.matches(&raw(doc! {"t": "c"})));
-        assert!(either.matches(&raw(doc! {"t": "p"})));
-        assert!(!either.matches(&raw(doc! {"t": "p", "archived": true})));
-        assert!(!either.matches(&raw(doc! {"t": "d"})));
+        assert!(either.matches(&Fields::of(&raw(doc! {"t": "c"}))));
+        assert!(either.matches(&Fields::of(&raw(doc! {"t": "p"}))));
+        assert!(!either.matches(&Fields::of(&raw(doc! {"t": "p", "archived": true}))));
+        assert!(!either.matches(&Fields::of(&raw(doc! {"t": "d"}))));
         let both = f(json!({"$and": [{"n": {"$gte": 1}}, {"$or": [{"n": 5}, {"m": 1}]}]}));
-        assert!(both.matches(&raw(doc! {"n": 5})));
-        assert!(both.matches(&raw(doc! {"n": 2, "m": 1})));
-        assert!(!both.matches(&raw(doc! {"n": 2})));
+        assert!(both.matches(&Fields::of(&raw(doc! {"n": 5}))));
+        assert!(both.matches(&Fields::of(&raw(doc! {"n": 2, "m": 1}))));
+        assert!(!both.matches(&Fields::of(&raw(doc! {"n": 2}))));
         let not = f(json!({"n": {"$not": {"$gt": 5}}}));
-        assert!(not.matches(&raw(doc! {"n": 3})));
-        assert!(not.matches(&raw(doc! {})), "$not matches a missing field");
-        assert!(!not.matches(&raw(doc! {"n": 6})));
+        assert!(not.matches(&Fields::of(&raw(doc! {"n": 3}))));
+        assert!(
+            not.matches(&Fields::of(&raw(doc! {}))),
+            "$not matches a missing field"
+        );
+        assert!(!not.matches(&Fields::of(&raw(doc! {"n": 6}))));
         let not_range = f(json!({"n": {"$not": {"$gt": 1, "$lt": 5}}}));
-        assert!(not_range.matches(&raw(doc! {"n": 7})));
-        assert!(!not_range.matches(&raw(doc! {"n": 3})));
+        assert!(not_range.matches(&Fields::of(&raw(doc! {"n": 7}))));
+        assert!(!not_range.matches(&Fields::of(&raw(doc! {"n": 3}))));
         let systems = f(json!({"t": {"$in": ["USER_JOINED", "USER_LEFT"]}}));
-        assert!(systems.matches(&raw(doc! {"t": "USER_LEFT"})));
-        assert!(!systems.matches(&raw(doc! {"t": "USER"})));
+        assert!(systems.matches(&Fields::of(&raw(doc! {"t": "USER_LEFT"}))));
+        assert!(!systems.matches(&Fields::of(&raw(doc! {"t": "USER"}))));
     }
 }

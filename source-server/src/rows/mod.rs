@@ -9,14 +9,15 @@
 //! type; values that do not fit come back as null plus a [`Coercion`], for the caller to log and
 //! count without dropping the row.
 
+pub mod fields;
 pub mod filter;
 pub mod projection;
 pub mod values;
 
-use bson::RawDocument;
 use serde_json::{Map, Value};
 use zerostack_spec::{ColumnType, TableSpec};
 
+pub use fields::Fields;
 use filter::CompiledFilter;
 use projection::{Eval, Plan};
 
@@ -105,12 +106,12 @@ impl CompiledTable {
     }
 
     /// Whether the document belongs to this table (no filter: every document does).
-    pub fn matches(&self, doc: &RawDocument) -> bool {
+    pub fn matches(&self, doc: &Fields<'_>) -> bool {
         self.filter.as_ref().is_none_or(|f| f.matches(doc))
     }
 
     /// The row for a document: projection, then per-column conversion.
-    pub fn row(&self, doc: &RawDocument) -> Row {
+    pub fn row(&self, doc: &Fields<'_>) -> Row {
         let mut values = Map::with_capacity(self.plans.len());
         let mut coerced = Vec::new();
         for (col, plan) in self.spec.columns.iter().zip(&self.plans) {
@@ -133,15 +134,15 @@ impl CompiledTable {
     /// the documentKey lacks it and `documentKey._id` is a sub-document, it is read inside `_id`
     /// (documents keyed by a composite `_id`, like `zero_clients`). `None` if any key value is
     /// missing, null or does not fit its column.
-    pub fn key_from_document_key(&self, document_key: &RawDocument) -> Option<Map<String, Value>> {
-        let id_doc = document_key.get_document("_id").ok();
+    pub fn key_from_document_key(&self, document_key: &Fields<'_>) -> Option<Map<String, Value>> {
+        let id_doc = document_key.document("_id").map(Fields::of);
         let mut key = Map::with_capacity(self.key_columns.len());
         for &i in &self.key_columns {
             let col = &self.spec.columns[i];
             let plan = &self.plans[i];
             let mut found = plan.eval(document_key);
             if matches!(found, Eval::Missing)
-                && let Some(d) = id_doc
+                && let Some(d) = &id_doc
             {
                 found = plan.eval(d);
             }

@@ -8,10 +8,11 @@
 use std::borrow::Cow;
 
 use bson::oid::ObjectId;
-use bson::{Bson, Decimal128, Document, RawDocument};
+use bson::{Bson, Decimal128, Document};
 use zerostack_spec::extjson::{format_iso8601_millis, parse_iso8601_millis, parse_special_float};
 use zerostack_spec::projection::{Cast, CastInput, CastType, Projection, ProjectionField};
 
+use super::fields::Fields;
 use super::values::{json_to_bson, type_name};
 
 type Path = Vec<String>;
@@ -110,11 +111,11 @@ impl Plan {
     ///
     /// Only the top-level field the plan starts from is decoded; the rest of the document is
     /// never materialized.
-    pub(crate) fn eval<'a>(&'a self, doc: &RawDocument) -> Eval<'a> {
+    pub(crate) fn eval<'a>(&'a self, doc: &Fields<'_>) -> Eval<'a> {
         match self {
             Plan::Missing => Eval::Missing,
-            Plan::Field(name) => top_field(doc, name).map_or(Eval::Missing, Eval::owned),
-            Plan::Without(name, removed) => match top_field(doc, name) {
+            Plan::Field(name) => doc.decoded(name).map_or(Eval::Missing, Eval::owned),
+            Plan::Without(name, removed) => match doc.decoded(name) {
                 None => Eval::Missing,
                 Some(mut v) => {
                     for path in removed {
@@ -123,7 +124,7 @@ impl Plan {
                     Eval::owned(v)
                 }
             },
-            Plan::Only(name, kept) => match top_field(doc, name).and_then(|v| keep(&v, kept)) {
+            Plan::Only(name, kept) => match doc.decoded(name).and_then(|v| keep(&v, kept)) {
                 None => Eval::Missing,
                 Some(v) => Eval::owned(v),
             },
@@ -137,13 +138,6 @@ impl Eval<'_> {
     fn owned(v: Bson) -> Self {
         Eval::Value(Cow::Owned(v))
     }
-}
-
-/// One top-level field of a raw document, decoded. A field MongoDB sent in a form the bson crate
-/// cannot read counts as missing.
-pub(crate) fn top_field(doc: &RawDocument, name: &str) -> Option<Bson> {
-    let raw = doc.get(name).ok()??;
-    Bson::try_from(raw).ok()
 }
 
 fn compile_cast(c: &Cast, at: &str) -> Result<CompiledCast, (String, String)> {
@@ -162,7 +156,7 @@ fn compile_cast(c: &Cast, at: &str) -> Result<CompiledCast, (String, String)> {
 }
 
 impl CompiledCast {
-    fn eval<'a>(&'a self, doc: &RawDocument) -> Eval<'a> {
+    fn eval<'a>(&'a self, doc: &Fields<'_>) -> Eval<'a> {
         let input = match &self.input {
             Input::Path(p) => resolve_path(doc, p).map(Cow::Owned),
             Input::Literal(b) => Some(Cow::Borrowed(b)),
@@ -188,9 +182,9 @@ impl CompiledCast {
 
 /// An aggregation path (`"$a.b"`): through arrays it collects the values found in their
 /// sub-documents; numeric segments are field names, not indexes.
-fn resolve_path(doc: &RawDocument, path: &[String]) -> Option<Bson> {
+fn resolve_path(doc: &Fields<'_>, path: &[String]) -> Option<Bson> {
     let (first, rest) = path.split_first()?;
-    let top = top_field(doc, first)?;
+    let top = doc.decoded(first)?;
     resolve_in(&top, rest).map(Cow::into_owned)
 }
 
@@ -386,7 +380,7 @@ mod tests {
     }
 
     fn value(column: &str, p: serde_json::Value, d: &Document) -> Option<Bson> {
-        match plan(column, p).eval(&crate::rows::raw(d.clone())) {
+        match plan(column, p).eval(&Fields::of(&crate::rows::raw(d.clone()))) {
             Eval::Missing => None,
             Eval::Value(v) => Some(v.into_owned()),
             Eval::CastFailed(t) => panic!("cast failed on {t}"),
@@ -539,11 +533,12 @@ mod tests {
             Some(Bson::Int64(9))
         );
         assert!(matches!(
-            plan("n", json!({"n": {"$toInt": "$a"}})).eval(&crate::rows::raw(d.clone())),
+            plan("n", json!({"n": {"$toInt": "$a"}}))
+                .eval(&Fields::of(&crate::rows::raw(d.clone()))),
             Eval::CastFailed("object")
         ));
         assert!(matches!(
-            Plan::compile("a", None).unwrap().eval(&crate::rows::raw(d.clone())),
+            Plan::compile("a", None).unwrap().eval(&Fields::of(&crate::rows::raw(d.clone()))),
             Eval::Value(v) if *v == Bson::Document(doc! {"b": 1, "c": 2})
         ));
     }

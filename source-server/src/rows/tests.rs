@@ -63,10 +63,10 @@ fn discriminated_union_routes_documents() {
     );
     let channel =
         raw(doc! {"_id": oid, "t": "c", "memberIds": [], "messageCount": 0, "name": "general"});
-    assert!(t[0].matches(&dm) && !t[1].matches(&dm));
-    assert!(!t[0].matches(&channel) && t[1].matches(&channel));
-    assert!(!t[1].matches(&raw(doc! {"t": "c", "archived": true})));
-    assert!(t[2].matches(&dm), "no filter: every document");
+    assert!(t[0].matches(&Fields::of(&dm)) && !t[1].matches(&Fields::of(&dm)));
+    assert!(!t[0].matches(&Fields::of(&channel)) && t[1].matches(&Fields::of(&channel)));
+    assert!(!t[1].matches(&Fields::of(&raw(doc! {"t": "c", "archived": true}))));
+    assert!(t[2].matches(&Fields::of(&dm)), "no filter: every document");
     assert_eq!(t[0].spec().source, "rooms");
 }
 
@@ -79,7 +79,7 @@ fn row_has_every_column_and_nothing_else() {
         "_id": oid, "t": "d", "memberIds": [oid, "bob"], "messageCount": 3i64,
         "lastMessageAt": created, "createdAt": created, "name": "not projected", "roles": ["admin"],
     });
-    let row = t[0].row(&dm);
+    let row = t[0].row(&Fields::of(&dm));
     assert_eq!(
         Value::Object(row.values.clone()),
         json!({
@@ -104,9 +104,9 @@ fn row_has_every_column_and_nothing_else() {
     assert!(row.coerced.is_empty());
 
     // A direct table: extra fields ("roles", "lastLogin") are never sent.
-    let user = t[2].row(&raw(
+    let user = t[2].row(&Fields::of(&raw(
         doc! {"_id": "u1", "name": "Ann", "roles": ["x"], "lastLogin": created},
-    ));
+    )));
     assert_eq!(
         Value::Object(user.values),
         json!({"_id": "u1", "name": "Ann"})
@@ -116,7 +116,7 @@ fn row_has_every_column_and_nothing_else() {
 #[test]
 fn values_that_do_not_fit_are_null_and_reported() {
     let t = rooms();
-    let row = t[1].row(&raw(doc! {"_id": "r1", "t": "c", "memberIds": [], "messageCount": "many", "archived": 1, "name": {"x": 1}}));
+    let row = t[1].row(&Fields::of(&raw(doc! {"_id": "r1", "t": "c", "memberIds": [], "messageCount": "many", "archived": 1, "name": {"x": 1}})));
     assert_eq!(row.values["messageCount"], Value::Null);
     assert_eq!(row.values["archived"], Value::Null);
     assert_eq!(row.values["name"], Value::Null);
@@ -142,7 +142,7 @@ fn values_that_do_not_fit_are_null_and_reported() {
         ]
     );
     // Decimal128 in a number column is a (lossy) number.
-    let row = t[1].row(&raw(doc! {"_id": "r2", "messageCount": Decimal128::from_bytes("1.5".parse::<Decimal128>().unwrap().bytes())}));
+    let row = t[1].row(&Fields::of(&raw(doc! {"_id": "r2", "messageCount": Decimal128::from_bytes("1.5".parse::<Decimal128>().unwrap().bytes())})));
     assert_eq!(row.values["messageCount"], json!(1.5));
 }
 
@@ -151,11 +151,17 @@ fn key_from_plain_document_key() {
     let t = rooms();
     let oid = ObjectId::parse_str(OID).unwrap();
     assert_eq!(
-        t[0].key_from_document_key(&raw(doc! {"_id": oid})),
+        t[0].key_from_document_key(&Fields::of(&raw(doc! {"_id": oid}))),
         Some(json!({"_id": OID}).as_object().unwrap().clone())
     );
-    assert_eq!(t[0].key_from_document_key(&raw(doc! {"other": 1})), None);
-    assert_eq!(t[0].key_from_document_key(&raw(doc! {"_id": null})), None);
+    assert_eq!(
+        t[0].key_from_document_key(&Fields::of(&raw(doc! {"other": 1}))),
+        None
+    );
+    assert_eq!(
+        t[0].key_from_document_key(&Fields::of(&raw(doc! {"_id": null}))),
+        None
+    );
 }
 
 #[test]
@@ -174,20 +180,20 @@ fn key_from_composite_id() {
         ("zero_0", "clients")
     );
     let key = c
-        .key_from_document_key(&raw(
+        .key_from_document_key(&Fields::of(&raw(
             doc! {"_id": {"clientGroupID": "g1", "clientID": "c1"}},
-        ))
+        )))
         .unwrap();
     assert_eq!(
         Value::Object(key),
         json!({"clientGroupID": "g1", "clientID": "c1"})
     );
     assert_eq!(
-        c.key_from_document_key(&raw(doc! {"_id": {"clientGroupID": "g1"}})),
+        c.key_from_document_key(&Fields::of(&raw(doc! {"_id": {"clientGroupID": "g1"}}))),
         None
     );
-    let row = c.row(&raw(doc! {"_id": {"clientGroupID": "g1", "clientID": "c1"}, "clientGroupID": "g1", "clientID": "c1",
-        "lastMutationID": 9_007_199_254_740_993i64, "userID": "u"}));
+    let row = c.row(&Fields::of(&raw(doc! {"_id": {"clientGroupID": "g1", "clientID": "c1"}, "clientGroupID": "g1", "clientID": "c1",
+        "lastMutationID": 9_007_199_254_740_993i64, "userID": "u"})));
     assert_eq!(
         serde_json::to_string(&row.values).unwrap(),
         r#"{"clientGroupID":"g1","clientID":"c1","lastMutationID":9007199254740993,"userID":"u"}"#
@@ -205,13 +211,20 @@ fn key_through_a_rename_and_a_cast() {
                "tags": {"source": "tags", "projection": {"id": {"$toString": "$_id"}}}}),
     );
     let oid = ObjectId::parse_str(OID).unwrap();
-    let key = t[0].key_from_document_key(&raw(doc! {"_id": oid})).unwrap();
+    let key = t[0]
+        .key_from_document_key(&Fields::of(&raw(doc! {"_id": oid})))
+        .unwrap();
     assert_eq!(Value::Object(key), json!({"id": OID}));
     assert_eq!(
-        Value::Object(t[0].row(&raw(doc! {"_id": oid, "text": "hi"})).values),
+        Value::Object(
+            t[0].row(&Fields::of(&raw(doc! {"_id": oid, "text": "hi"})))
+                .values
+        ),
         json!({"id": OID, "body": "hi"})
     );
-    let key = t[1].key_from_document_key(&raw(doc! {"_id": 42})).unwrap();
+    let key = t[1]
+        .key_from_document_key(&Fields::of(&raw(doc! {"_id": 42})))
+        .unwrap();
     assert_eq!(Value::Object(key), json!({"id": "42"}));
 }
 
@@ -223,15 +236,18 @@ fn server_column_names_are_used() {
             "createdAt": {"type": "number", "optional": true, "customType": null, "serverName": "created_at"}}}}, "relationships": {}}),
         json!({}),
     );
-    let row = t[0].row(&raw(
+    let row = t[0].row(&Fields::of(&raw(
         doc! {"_id": "r", "created_at": bson::DateTime::from_millis(5), "createdAt": 1},
-    ));
+    )));
     assert_eq!(
         Value::Object(row.values),
         json!({"_id": "r", "created_at": 5})
     );
     assert_eq!(
-        Value::Object(t[0].key_from_document_key(&raw(doc! {"_id": "r"})).unwrap()),
+        Value::Object(
+            t[0].key_from_document_key(&Fields::of(&raw(doc! {"_id": "r"})))
+                .unwrap()
+        ),
         json!({"_id": "r"})
     );
 }
