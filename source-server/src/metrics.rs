@@ -9,11 +9,18 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
 const DATA_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
+
+/// Seconds; fine below 50 ms, where a healthy stream lives.
+const COMMIT_LAG_BUCKETS: [f64; 18] = [
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25,
+    0.5, 1.0, 5.0, 30.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +33,8 @@ pub struct Metrics {
     pub unkeyed_changes: Counter,
     pub connections: Gauge,
     pub lag_ms: Gauge,
+    /// Per transaction with rows: MongoDB commit (`wallTime`) of its oldest change → sent.
+    pub commit_lag: Histogram,
     pub snapshot_rows: Counter,
     pub resets: Family<Labels, Counter>,
     pub keepalives: Counter,
@@ -54,6 +63,7 @@ impl Metrics {
             unkeyed_changes: Counter::default(),
             connections: Gauge::default(),
             lag_ms: Gauge::default(),
+            commit_lag: Histogram::new(COMMIT_LAG_BUCKETS),
             snapshot_rows: Counter::default(),
             resets: Family::default(),
             keepalives: Counter::default(),
@@ -112,6 +122,11 @@ impl Metrics {
             "lag_milliseconds",
             "Time from the MongoDB commit to the moment its Zero transaction was sent",
             m.lag_ms.clone(),
+        );
+        registry.register(
+            "commit_lag_seconds",
+            "Per transaction: time from the MongoDB commit of its oldest change to the moment it was sent (MongoDB's wallTime has millisecond precision)",
+            m.commit_lag.clone(),
         );
         registry.register(
             "snapshot_rows",

@@ -97,6 +97,8 @@ struct Pending {
     bytes: usize,
     rows: usize,
     last: Option<(ClusterTime, Option<i64>)>,
+    /// Commit time (ms) of the oldest group, for the lag histogram.
+    oldest_ms: Option<u64>,
 }
 
 pub struct Streamer<'a, D: Downstream> {
@@ -259,11 +261,14 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             let w = group.time.to_watermark();
             self.send(protocol::commit(&w, commit_ms(group.time, group.wall_ms)))
                 .await?;
-            self.committed(group.time, group.wall_ms, group.rows);
+            self.committed(group.time, group.wall_ms, group.rows, None);
             return Ok(());
         }
         self.pending.bytes += group.bytes;
         self.pending.rows += group.rows;
+        self.pending
+            .oldest_ms
+            .get_or_insert(commit_ms(group.time, group.wall_ms));
         self.pending.messages.extend(group.messages);
         self.pending.last = Some((group.time, group.wall_ms));
         if self.replay_until.is_some_and(|t| group.time <= t)
@@ -287,7 +292,7 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         }
         self.send(protocol::commit(&w, commit_ms(time, wall_ms)))
             .await?;
-        self.committed(time, wall_ms, pending.rows);
+        self.committed(time, wall_ms, pending.rows, pending.oldest_ms);
         Ok(())
     }
 
@@ -309,7 +314,7 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         self.send(protocol::begin(&w)).await?;
         self.send(protocol::commit(&w, safe.epoch_ms())).await?;
         self.metrics.keepalives.inc();
-        self.committed(safe, None, 0);
+        self.committed(safe, None, 0, None);
         Ok(())
     }
 
@@ -319,15 +324,28 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         self.down.feed(message).await
     }
 
-    fn committed(&mut self, time: ClusterTime, wall_ms: Option<i64>, rows: usize) {
+    /// Bookkeeping after a commit; `oldest_ms` is the commit time of its oldest change (default:
+    /// the commit's own).
+    fn committed(
+        &mut self,
+        time: ClusterTime,
+        wall_ms: Option<i64>,
+        rows: usize,
+        oldest_ms: Option<u64>,
+    ) {
         self.last_commit = time;
         self.last_send = Instant::now();
         self.metrics.transactions.inc();
         self.metrics.rows_sent.inc_by(rows as u64);
         let commit_time = commit_ms(time, wall_ms);
-        let lag = now_ms().saturating_sub(commit_time);
+        let now = now_ms();
+        let lag = now.saturating_sub(commit_time);
         if rows > 0 {
             self.metrics.lag_ms.set(lag as i64);
+            let oldest = oldest_ms.unwrap_or(commit_time);
+            self.metrics
+                .commit_lag
+                .observe(now.saturating_sub(oldest) as f64 / 1000.0);
         }
         self.status.update(|v| {
             v.last_watermark_sent = Some(time.to_watermark());

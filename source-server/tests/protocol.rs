@@ -176,7 +176,9 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
     // A collection no table maps: its writes must not reach zero-cache, not even as empty
     // transactions (the change stream is filtered here, not by MongoDB).
     let audit = db.collection::<bson::Document>("audit");
-    audit.insert_one(doc! {"_id": "a1", "what": "unmapped"}).await?;
+    audit
+        .insert_one(doc! {"_id": "a1", "what": "unmapped"})
+        .await?;
     db.collection::<bson::Document>("users")
         .delete_one(doc! {"_id": alice})
         .await?;

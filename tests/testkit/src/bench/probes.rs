@@ -251,6 +251,68 @@ pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+impl SourceServer {
+    /// The cumulative buckets of `zerostack_source_commit_lag_seconds`, from `/metrics`.
+    pub async fn lag_buckets(&self) -> anyhow::Result<Vec<(f64, u64)>> {
+        let body = http_body(self.port, "/metrics").await?;
+        Ok(parse_lag_buckets(&body))
+    }
+}
+
+/// `(le, cumulative count)` of each `zerostack_source_commit_lag_seconds_bucket` line.
+pub fn parse_lag_buckets(metrics: &str) -> Vec<(f64, u64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("zerostack_source_commit_lag_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// p50/p95/p99 (ms, as bucket upper bounds) of the observations between two bucket readings.
+pub fn bucket_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option<[f64; 3]> {
+    let counts: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(le, n)| {
+            let was = before.iter().find(|(b, _)| *b == le).map_or(0, |&(_, c)| c);
+            (le, n.saturating_sub(was))
+        })
+        .collect();
+    let total = counts.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let at = |p: f64| {
+        let want = (p * total as f64).ceil() as u64;
+        counts
+            .iter()
+            .find(|(_, c)| *c >= want)
+            .map_or(f64::INFINITY, |&(le, _)| le * 1000.0)
+    };
+    Some([at(0.50), at(0.95), at(0.99)])
+}
+
+/// The body of `GET path` on 127.0.0.1:port.
+async fn http_body(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .context("GET /metrics timed out")??;
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .context("HTTP reply without a body")
+}
+
 /// The status code of `GET path` on 127.0.0.1:port, if it answers within 2 s.
 async fn http_status(port: u16, path: &str) -> Option<u16> {
     let attempt = async {
@@ -529,6 +591,20 @@ mod tests {
         let p = percentiles(&v).unwrap();
         assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
         assert!(percentiles(&[]).is_none());
+    }
+
+    #[test]
+    fn lag_buckets_give_upper_bound_percentiles() {
+        let text = "# HELP x\nzerostack_source_commit_lag_seconds_bucket{le=\"0.001\"} 10\n\
+                    zerostack_source_commit_lag_seconds_bucket{le=\"0.005\"} 60\n\
+                    zerostack_source_commit_lag_seconds_bucket{le=\"+Inf\"} 110\n";
+        let before = [(0.001, 10), (0.005, 10), (f64::INFINITY, 10)];
+        let after = parse_lag_buckets(text);
+        assert_eq!(after.len(), 3);
+        let [p50, p95, p99] = bucket_percentiles(&before, &after).unwrap();
+        assert_eq!((p50, p95), (5.0, f64::INFINITY));
+        assert!(p99.is_infinite());
+        assert!(bucket_percentiles(&after, &after).is_none());
     }
 
     #[test]

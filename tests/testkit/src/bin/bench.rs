@@ -451,6 +451,7 @@ impl Ctx<'_> {
             let watch = LatencyWatch::start(&replica, TABLE, expected).await?;
             // The ceiling, in the same run: a bare driver loop reading the same writes.
             let raw = RawLatency::start(&coll, expected).await?;
+            let lag_before = source.lag_buckets().await?;
             let writer = coll.clone();
             paced_writes(rate, self.args.latency_secs, next, move |i, sent| {
                 let coll = writer.clone();
@@ -463,6 +464,13 @@ impl Ctx<'_> {
             next += expected;
             let p = percentiles(&watch.finish(Duration::from_secs(120)).await?);
             let raw = percentiles(&raw.finish(Duration::from_secs(120)).await?);
+            if let Some([p50, p95, p99]) =
+                probes::bucket_percentiles(&lag_before, &source.lag_buckets().await?)
+            {
+                say(format!(
+                    "source-server's own lag (MongoDB commit → sent, bucket bounds) at {rate}/s: p50 ≤ {p50} ms, p95 ≤ {p95} ms, p99 ≤ {p99} ms"
+                ));
+            }
             say(format!("MongoDB latency at {rate}/s: {p:?}"));
             say(format!("raw change stream latency at {rate}/s: {raw:?}"));
             lat.push((rate, p, raw));
