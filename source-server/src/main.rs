@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use source_server::config::{Cli, Command, LogFormat, Settings};
 use source_server::server::{ServerState, router};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
@@ -86,8 +87,16 @@ async fn serve(settings: Settings, loaded: source_server::loader::Loaded) -> any
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let local_addr = listener.local_addr()?;
+    // A Zero transaction leaves in one flush. With Nagle's algorithm on, that small write waits
+    // while the previous one is unacknowledged, i.e. for zero-cache's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            warn!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     info!(
-        addr = %listener.local_addr()?,
+        addr = %local_addr,
         database = %database,
         tables = loaded.tables.len(),
         config_hash = %loaded.config.hash,
