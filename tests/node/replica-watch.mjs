@@ -123,4 +123,5 @@ if (mode === 'count') {
 } else {
   usage(`unknown mode ${JSON.stringify(mode)}`);
 }
-process.exit(0);
+// No process.exit() here: it would drop stdout writes still queued for a busy pipe, cutting the
+// last lines (and "done") short. Nothing else keeps the process alive, so it ends by itself.

@@ -478,8 +478,9 @@ impl CountWatch {
 
 /// `replica-watch.mjs latency`: every new row's stamped send time and when it appeared.
 pub struct LatencyWatch {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
+    /// Reads the watcher's output as it comes, so its stdout pipe never fills up while the
+    /// writes run (a full pipe would stall the watcher and skew what it measures).
+    reader: tokio::task::JoinHandle<anyhow::Result<Vec<f64>>>,
 }
 
 impl LatencyWatch {
@@ -503,41 +504,47 @@ impl LatencyWatch {
         if first.as_deref() != Some("ready") {
             bail!("latency watcher said {first:?} instead of ready");
         }
-        Ok(Self { child, lines })
+        let reader = tokio::spawn(async move {
+            let latencies = read_latencies(&mut lines).await;
+            let status = child.wait().await;
+            match (latencies, status) {
+                (Ok(l), _) => Ok(l),
+                (Err(e), Ok(status)) => {
+                    Err(e.context(format!("replica-watch.mjs exited: {status}")))
+                }
+                (Err(e), Err(_)) => Err(e),
+            }
+        });
+        Ok(Self { reader })
     }
 
     /// Latencies (ms) of every row, once all `expected` rows were seen.
-    pub async fn finish(mut self, timeout: Duration) -> anyhow::Result<Vec<f64>> {
-        let mut latencies = Vec::new();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let line = tokio::time::timeout_at(deadline, self.lines.next_line())
-                .await
-                .with_context(|| {
-                    format!(
-                        "latency watcher: only {} rows reached the replica in time",
-                        latencies.len()
-                    )
-                })??
-                .context("latency watcher ended early")?;
-            if line == "done" {
-                break;
-            }
-            let mut parts = line.split_whitespace();
-            let parsed = parts
-                .next()
-                .and_then(|s| s.parse::<f64>().ok())
-                .zip(parts.next().and_then(|s| s.parse::<f64>().ok()));
-            let Some((sent, seen)) = parsed else {
-                // Seen once in a long run (a lone number); one row's figure is not worth the
-                // whole phase, but it is never dropped silently.
-                eprintln!("[bench] warning: latency watcher printed {line:?}; row left out");
-                continue;
-            };
-            latencies.push(seen - sent);
+    pub async fn finish(self, timeout: Duration) -> anyhow::Result<Vec<f64>> {
+        tokio::time::timeout(timeout, self.reader)
+            .await
+            .context("latency watcher: not every row reached the replica in time")??
+    }
+}
+
+async fn read_latencies(lines: &mut Lines<BufReader<ChildStdout>>) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::new();
+    loop {
+        let line = lines.next_line().await?.with_context(|| {
+            format!(
+                "latency watcher ended early, after {} rows",
+                latencies.len()
+            )
+        })?;
+        if line == "done" {
+            return Ok(latencies);
         }
-        let _ = self.child.wait().await;
-        Ok(latencies)
+        let mut parts = line.split_whitespace();
+        let parsed = parts
+            .next()
+            .and_then(|s| s.parse::<f64>().ok())
+            .zip(parts.next().and_then(|s| s.parse::<f64>().ok()));
+        let (sent, seen) = parsed.with_context(|| format!("latency watcher printed {line:?}"))?;
+        latencies.push(seen - sent);
     }
 }
 
