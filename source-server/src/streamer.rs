@@ -14,9 +14,9 @@
 //!   DB had not stored yet, and it can only catch up if that exact watermark is a commit of the
 //!   replay. Every earlier commit ended at a MongoDB group, so one commit per group reproduces
 //!   them all;
-//! - the socket is flushed once per `getMore` worth of events, before the next `getMore`
-//!   (never while waiting on MongoDB with something unsent): a backlog then costs one write
-//!   syscall per batch instead of one per transaction;
+//! - the socket is flushed once per `getMore` worth of events, as soon as that batch is handled
+//!   (never held while waiting on MongoDB): a backlog then costs one write syscall per batch
+//!   instead of one per transaction;
 //! - when idle, an empty transaction at the post-batch resume time moves zero-cache's resume
 //!   point so that an idle collection does not fall off the oplog.
 
