@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use bson::{Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use bson::{Bson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use futures::StreamExt;
 use mongodb::raw_batch_cursor::{RawBatch, SessionRawBatchCursor};
 use mongodb::{ClientSession, Database};
@@ -116,12 +116,11 @@ impl ChangeEvent {
     }
 
     fn from_fields(fields: &Fields<'_>) -> Result<Self, ChangeError> {
-        let field = |k: &str| Ok::<_, ChangeError>(fields.get(k));
-        let cluster_time = match field("clusterTime")? {
+        let cluster_time = match fields.get("clusterTime") {
             Some(RawBsonRef::Timestamp(ts)) => ClusterTime::from_timestamp(ts),
             _ => return Err(malformed("event without clusterTime")),
         };
-        let operation = match field("operationType")? {
+        let operation = match fields.get("operationType") {
             Some(RawBsonRef::String("insert")) => Operation::Insert,
             Some(RawBsonRef::String("update")) => Operation::Update,
             Some(RawBsonRef::String("replace")) => Operation::Replace,
@@ -132,11 +131,11 @@ impl ChangeEvent {
             Some(RawBsonRef::String(other)) => Operation::Other(other.to_string()),
             _ => return Err(malformed("event without operationType")),
         };
-        let collection = match field("ns")? {
+        let collection = match fields.get("ns") {
             Some(RawBsonRef::Document(ns)) => ns.get_str("coll").ok().map(str::to_string),
             _ => None,
         };
-        let group = match (field("lsid")?, field("txnNumber")?) {
+        let group = match (fields.get("lsid"), fields.get("txnNumber")) {
             (Some(lsid), Some(n)) => GroupId::Txn {
                 // The session id's `id` (a UUID) names the session; `uid` only repeats the user.
                 lsid: {
@@ -154,19 +153,14 @@ impl ChangeEvent {
             },
             _ => GroupId::Time(cluster_time),
         };
-        let wall_time_ms = match field("wallTime")? {
+        let wall_time_ms = match fields.get("wallTime") {
             Some(RawBsonRef::DateTime(t)) => Some(t.timestamp_millis()),
             _ => None,
         };
-        let doc_of = |k: &str| -> Result<Option<RawDocumentBuf>, ChangeError> {
-            Ok(match field(k)? {
-                Some(RawBsonRef::Document(doc)) => Some(doc.to_owned()),
-                _ => None,
-            })
-        };
+        let doc_of = |k: &str| fields.document(k).map(RawDocument::to_owned);
         Ok(ChangeEvent {
-            document_key: doc_of("documentKey")?,
-            full_document: doc_of("fullDocument")?,
+            document_key: doc_of("documentKey"),
+            full_document: doc_of("fullDocument"),
             operation,
             collection,
             cluster_time,
@@ -249,7 +243,7 @@ impl ChangeCursor {
             Ok(Some(RawBsonRef::Timestamp(ts))) => Some(ClusterTime::from_timestamp(ts)),
             _ => None,
         };
-        let (cursor_id, resume_time) = cursor_info(reply, "aggregate")?;
+        let (_, cursor_id, resume_time) = cursor_of(reply)?;
         Ok(ChangeCursor {
             db: db.clone(),
             session,
@@ -328,8 +322,7 @@ impl ChangeCursor {
                 let batch = self.next_batch(wait).await;
                 wait = match &batch {
                     Ok(b) if b.events.is_empty() => Wait::Idle(idle),
-                    Ok(_) => Wait::Probe,
-                    Err(_) => Wait::Probe,
+                    _ => Wait::Probe,
                 };
                 let failed = batch.is_err();
                 if tx.send(batch).await.is_err() || failed {
@@ -373,29 +366,22 @@ impl Drop for ReadAhead {
     }
 }
 
-/// The cursor id and post-batch resume time of an `aggregate` or `getMore` reply.
-fn cursor_info(
-    reply: &RawDocument,
-    command: &str,
-) -> Result<(i64, Option<ClusterTime>), ChangeError> {
+/// The `cursor` of an `aggregate` or `getMore` reply, its id and its post-batch resume time.
+fn cursor_of(reply: &RawDocument) -> Result<(&RawDocument, i64, Option<ClusterTime>), ChangeError> {
     let cursor = reply
         .get_document("cursor")
-        .map_err(|_| malformed(format!("{command} reply without cursor")))?;
+        .map_err(|_| malformed("reply without cursor"))?;
     let id = cursor
         .get_i64("id")
-        .map_err(|_| malformed(format!("{command} reply: cursor without id")))?;
+        .map_err(|_| malformed("reply: cursor without id"))?;
     let resume_time = match cursor.get_document("postBatchResumeToken") {
-        Ok(token) => {
-            let token = Document::try_from(token)
-                .map_err(|e| malformed(format!("post-batch resume token: {e}")))?;
-            Some(
-                ClusterTime::from_resume_token(&token)
-                    .map_err(|e| malformed(format!("post-batch resume token: {e}")))?,
-            )
-        }
+        Ok(token) => Some(
+            ClusterTime::from_resume_token(token)
+                .map_err(|e| malformed(format!("post-batch resume token: {e}")))?,
+        ),
         Err(_) => None,
     };
-    Ok((id, resume_time))
+    Ok((cursor, id, resume_time))
 }
 
 /// Whether an event concerns us: a change in one of `collections`, or the end of the database or
@@ -417,13 +403,10 @@ fn raw_events(
     resume_time: &mut Option<ClusterTime>,
     collections: &[String],
 ) -> Result<Vec<ChangeEvent>, ChangeError> {
-    let (_, t) = cursor_info(reply, "getMore")?;
+    let (cursor, _, t) = cursor_of(reply)?;
     if t.is_some() {
         *resume_time = t;
     }
-    let cursor = reply
-        .get_document("cursor")
-        .map_err(|_| malformed("reply without cursor"))?;
     let items = match cursor
         .get_array("nextBatch")
         .or_else(|_| cursor.get_array("firstBatch"))
@@ -458,7 +441,7 @@ fn classify(e: mongodb::error::Error) -> ChangeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::Timestamp;
+    use bson::{Document, Timestamp};
 
     fn event(d: Document) -> Result<ChangeEvent, ChangeError> {
         ChangeEvent::from_raw(&RawDocumentBuf::try_from(&d).unwrap())

@@ -53,7 +53,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("zerostack_source");
-        let m = Metrics {
+        let mut m = Metrics {
             events: Family::default(),
             rows_sent: Counter::default(),
             transactions: Counter::default(),
@@ -71,7 +71,6 @@ impl Metrics {
             warned_columns: Mutex::new(HashSet::new()),
             registry: Registry::default(),
         };
-        let mut m = m;
         for (i, op) in DATA_OPERATIONS.iter().enumerate() {
             m.data_events[i] = m
                 .events

@@ -6,7 +6,7 @@
 //! read from its `_data` hex string (byte `0x82`, then 4 bytes of seconds and 4 of increment,
 //! big-endian), which is how Debezium reads tokens too.
 
-use bson::{Bson, Document, Timestamp};
+use bson::{RawDocument, Timestamp};
 use thiserror::Error;
 
 use crate::lexi;
@@ -80,11 +80,8 @@ impl ClusterTime {
     }
 
     /// The cluster time inside a resume token (`{_data: "82…"}`).
-    pub fn from_resume_token(token: &Document) -> Result<Self, WatermarkError> {
-        let data = match token.get("_data") {
-            Some(Bson::String(s)) => s.as_str(),
-            _ => return Err(WatermarkError::NoData),
-        };
+    pub fn from_resume_token(token: &RawDocument) -> Result<Self, WatermarkError> {
+        let data = token.get_str("_data").map_err(|_| WatermarkError::NoData)?;
         let bytes = data.as_bytes();
         if bytes.len() < 18 {
             return Err(WatermarkError::NotTimestamp);
@@ -102,7 +99,7 @@ impl ClusterTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::doc;
+    use bson::rawdoc;
 
     #[test]
     fn packs_seconds_and_increment() {
@@ -126,17 +123,17 @@ mod tests {
     #[test]
     fn reads_the_cluster_time_inside_a_resume_token() {
         // A real 6.0.5 event token: clusterTime Timestamp(1795570704, 5).
-        let token = doc! { "_data": "826B063C100000000522B022C0100296E5A1004B7" };
+        let token = rawdoc! { "_data": "826B063C100000000522B022C0100296E5A1004B7" };
         assert_eq!(
             ClusterTime::from_resume_token(&token),
             Ok(ClusterTime::new(1_795_570_704, 5))
         );
         assert_eq!(
-            ClusterTime::from_resume_token(&doc! {"_data": "8a00"}),
+            ClusterTime::from_resume_token(&rawdoc! {"_data": "8a00"}),
             Err(WatermarkError::NotTimestamp)
         );
         assert_eq!(
-            ClusterTime::from_resume_token(&doc! {}),
+            ClusterTime::from_resume_token(&rawdoc! {}),
             Err(WatermarkError::NoData)
         );
     }

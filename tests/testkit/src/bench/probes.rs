@@ -154,7 +154,10 @@ impl SourceServer {
             if !process.is_running() {
                 bail!("source-server exited:\n{}", process.log_tail(40));
             }
-            if http_status(port, "/ready").await == Some(200) {
+            if matches!(
+                http_get(port, "/ready", Duration::from_secs(2)).await,
+                Ok((200, _))
+            ) {
                 // Printed so a profiler can be attached (`perf record -p PID`).
                 eprintln!(
                     "[bench] source-server pid {} ({}) ready",
@@ -254,7 +257,7 @@ pub fn parse_vm_hwm(status: &str) -> Option<u64> {
 impl SourceServer {
     /// The cumulative buckets of `zerostack_source_commit_lag_seconds`, from `/metrics`.
     pub async fn lag_buckets(&self) -> anyhow::Result<Vec<(f64, u64)>> {
-        let body = http_body(self.port, "/metrics").await?;
+        let (_, body) = http_get(self.port, "/metrics", Duration::from_secs(5)).await?;
         Ok(parse_lag_buckets(&body))
     }
 }
@@ -299,35 +302,28 @@ pub fn bucket_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option
     Some([at(0.50), at(0.95), at(0.99)])
 }
 
-/// The body of `GET path` on 127.0.0.1:port.
-async fn http_body(port: u16, path: &str) -> anyhow::Result<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
-        .await
-        .context("GET /metrics timed out")??;
-    out.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .context("HTTP reply without a body")
-}
-
-/// The status code of `GET path` on 127.0.0.1:port, if it answers within 2 s.
-async fn http_status(port: u16, path: &str) -> Option<u16> {
+/// `GET path` on 127.0.0.1:port: the status code and the body.
+async fn http_get(port: u16, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await?;
-        let mut buf = vec![0u8; 32];
-        let n = s.read(&mut buf).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).to_string())
+        let mut out = String::new();
+        s.read_to_string(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
     };
-    let head = tokio::time::timeout(Duration::from_secs(2), attempt)
+    let reply = tokio::time::timeout(timeout, attempt)
         .await
-        .ok()?
-        .ok()?;
-    head.split_whitespace().nth(1)?.parse().ok()
+        .with_context(|| format!("GET {path} timed out"))??;
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("GET {path}: not an HTTP reply"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("GET {path}: no status code"))?;
+    Ok((status, body.to_string()))
 }
 
 type Ws =

@@ -570,30 +570,34 @@ impl Ctx<'_> {
         let source = self.source("source-sync", "bench_sync").await?;
         let mut runs = SyncRuns::default();
         for round in 0..SYNC_ROUNDS {
-            let opts = self
-                .zero_cache_options(&format!("ms{round}"), source.ws_url())
-                .await?;
-            let dir = self
-                .state
-                .service(&format!("zero-cache-mongo-sync-{round}"))?;
-            let secs = timed_initial_sync(dir, opts, n).await?;
-            say(format!(
-                "MongoDB initial sync, round {}: {secs:.1} s",
-                round + 1
-            ));
-            runs.mongo.push(secs);
-            let mut opts = self
-                .zero_cache_options(&format!("ps{round}"), self.pg.url("bench_pg_sync"))
-                .await?;
-            opts.extra_env
-                .push(("ZERO_UPSTREAM_TYPE".into(), "pg".into()));
-            let dir = self.state.service(&format!("zero-cache-pg-sync-{round}"))?;
-            let secs = timed_initial_sync(dir, opts, n).await?;
-            say(format!(
-                "Postgres initial sync, round {}: {secs:.1} s",
-                round + 1
-            ));
-            runs.pg.push(secs);
+            for native_pg in [false, true] {
+                let (label, tag, upstream) = if native_pg {
+                    ("Postgres", "pg", self.pg.url("bench_pg_sync"))
+                } else {
+                    ("MongoDB", "mongo", source.ws_url())
+                };
+                let mut opts = self
+                    .zero_cache_options(&format!("{tag}{round}"), upstream)
+                    .await?;
+                if native_pg {
+                    opts.extra_env
+                        .push(("ZERO_UPSTREAM_TYPE".into(), "pg".into()));
+                }
+                let dir = self
+                    .state
+                    .service(&format!("zero-cache-{tag}-sync-{round}"))?;
+                let secs = timed_initial_sync(dir, opts, n).await?;
+                say(format!(
+                    "{label} initial sync, round {}: {secs:.1} s",
+                    round + 1
+                ));
+                if native_pg {
+                    &mut runs.pg
+                } else {
+                    &mut runs.mongo
+                }
+                .push(secs);
+            }
         }
         runs.rss = source.peak_rss()?;
         Ok(runs)
