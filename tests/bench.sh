@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ZeroStack benchmarks (on demand; not run by CI). Installs what is missing, builds the release
-# binaries, then runs the testkit's `bench` binary, which starts MongoDB, PostgreSQL
+# binaries, then runs the `bench` binary (tests/bench), which starts MongoDB, PostgreSQL
 # (wal_level=logical), zero-cache 1.9.0 and source-server on 127.0.0.1 and free ports, measures
 # each figure beside its ceiling in the same run, and prints and saves one table to
 # tests/artifacts/bench-<UTC time>.md and .json. All state lives in a temp dir.
@@ -11,6 +11,6 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 "$REPO/tests/install.sh" all
-echo "[bench] cargo build --release -p source-server -p zerostack-testkit --bins"
-cargo build --release -p source-server -p zerostack-testkit --bins
+echo "[bench] cargo build --release -p source-server -p zerostack-bench --bins"
+cargo build --release -p source-server -p zerostack-bench --bins
 BENCH_COMMAND="tests/bench.sh" exec "$REPO/target/release/bench" "$@"

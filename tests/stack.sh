@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole ZeroStack locally: MongoDB, PostgreSQL, source-server, zero-cache and the
 # ZRocket app, each as a process on 127.0.0.1. Installs what is missing first, builds the
-# workspace binaries, then runs the testkit's `stack` binary, which prints what runs where and
+# workspace binaries, then runs the harness's `stack` binary, which prints what runs where and
 # stops everything on Ctrl-C.
 #   STACK_DIR=dir   keep the state (data, logs, secrets) there instead of a temp dir
 #   SOURCE_PORT / ZERO_PORT / APP_PORT   preferred ports (8001 / 4848 / 8011)

@@ -15,8 +15,9 @@ pub const USERS: &str = "users";
 pub const ROOMS: &str = "rooms";
 pub const MESSAGES: &str = "messages";
 pub const SUBSCRIPTIONS: &str = "subscriptions";
-pub const CLIENTS: &str = "zero_clients";
-pub const MUTATIONS: &str = "zero_mutations";
+/// Zero's bookkeeping collections, as the change source publishes them.
+pub const CLIENTS: &str = zerostack_spec::bookkeeping::CLIENTS_COLLECTION;
+pub const MUTATIONS: &str = zerostack_spec::bookkeeping::MUTATIONS_COLLECTION;
 
 /// `users` documents.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

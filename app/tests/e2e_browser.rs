@@ -1,6 +1,6 @@
 //! Browser end-to-end test of ZRocket, everything real: a MongoDB replica set, the
 //! source-server loaded with the app's exported schema, PostgreSQL, zero-cache 1.9.0, the zrocket
-//! server serving the built UI, and headless Chromium driven by `app/tests/e2e/chat.mjs` (two
+//! server serving the built UI, and headless Chromium driven by `tests/node/browser-chat.mjs` (two
 //! users in two browser contexts: a group created by one appears for the other, messages arrive
 //! live both ways, and the sender's message is confirmed by the server).
 //!
@@ -9,20 +9,18 @@
 //! mutators must match the server's, and lastMutationID must travel MongoDB → source →
 //! zero-cache → client.
 //!
-//! Needs `target/debug/source-server` (run `cargo build --bins` first; this test does not build
-//! other packages), Chromium at `/usr/bin/chromium`, and Node with `tests/node` installed
+//! Needs the workspace binaries (`cargo build --bins` first; this test does not build other
+//! packages), Chromium at `/usr/bin/chromium`, and Node with `tests/node` installed
 //! (`tests/install.sh` does both and is run automatically when something is missing).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use serde_json::{Map, Value};
-use stack::{ZRocketStack, read_json, run};
-use zerostack_testkit::{ManagedProcess, ensure_installed, node_dir, repo_root};
-
-mod stack;
+use zerostack_harness::stack::{Stack, StackOptions, run};
+use zerostack_harness::{ManagedProcess, ensure_installed, node_dir, repo_root};
 
 /// How long the browser script may take in all.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
@@ -33,19 +31,19 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 fn test_and_build_ui(web: &Path) -> anyhow::Result<PathBuf> {
     if !web.join("node_modules/.bin/vite").exists() {
         run(
-            "npm ci in app/web",
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
                 .current_dir(web),
+            "npm ci in app/web",
         )?;
     }
     run(
-        "npm test in app/web",
         Command::new("npm").arg("test").current_dir(web),
+        "npm test in app/web",
     )?;
     run(
-        "npm run build in app/web",
         Command::new("npm").args(["run", "build"]).current_dir(web),
+        "npm run build in app/web",
     )?;
     let dist = web.join("dist");
     if !dist.join("index.html").is_file() {
@@ -108,8 +106,10 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
             .exists()
     })?;
     let dist = test_and_build_ui(&repo.join("app/web"))?;
-    let stack = ZRocketStack::start("e2e-browser", Some(&dist)).await?;
-    let (app_url, logs) = (&stack.app_url, &stack.logs);
+    let mut opts = StackOptions::temp()?;
+    opts.web_dir = Some(dist);
+    let stack = Stack::start(opts).await?;
+    let (app_url, logs) = (&stack.app_url, stack.state.path());
 
     // The app's exported schema, checked against the UI's contract file, which the UI's own unit
     // test checks against src/schema.ts: so the browser's schema equals what the source serves.
@@ -124,11 +124,11 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
     let artifacts = repo.join("tests/artifacts");
     let mut browser_cmd = Command::new("node");
     browser_cmd
-        .arg(repo.join("app/tests/e2e/chat.mjs"))
+        .arg(node_dir().join("browser-chat.mjs"))
         .env("APP_URL", app_url)
         .env("ARTIFACTS_DIR", &artifacts)
         .current_dir(&repo);
-    let mut browser = ManagedProcess::spawn("chat.mjs", browser_cmd, logs)?;
+    let mut browser = ManagedProcess::spawn("browser-chat", browser_cmd, logs)?;
     let outcome = browser.wait_exit(BROWSER_TIMEOUT).await;
     // Stops it (and the Chromium it started, same process group) if it timed out.
     let _ = browser.terminate().await;
@@ -136,8 +136,8 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
     println!("{browser_log}");
     let failure = match outcome {
         Ok(Some(0)) => None,
-        Ok(code) => Some(format!("chat.mjs exited with {code:?}")),
-        Err(e) => Some(format!("chat.mjs did not finish: {e:#}")),
+        Ok(code) => Some(format!("browser-chat.mjs exited with {code:?}")),
+        Err(e) => Some(format!("browser-chat.mjs did not finish: {e:#}")),
     };
     if let Some(failure) = failure {
         bail!(
@@ -151,8 +151,13 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
         assert!(shot.is_file(), "no screenshot at {}", shot.display());
     }
 
-    stack.stop().await?;
-    Ok(())
+    stack.stop().await
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 #[test]

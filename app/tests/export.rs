@@ -165,14 +165,13 @@ async fn http_exports_match_the_files() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, zrocket::router(state)).await });
-    let http = reqwest::Client::new();
+    let http = zerostack_harness::http::Client::new();
     let get = async |p: &str| -> Value {
         http.get(format!("{base}{p}"))
             .send()
             .await
             .unwrap()
             .json()
-            .await
             .unwrap()
     };
     let schema = get("/api/schema/export").await;

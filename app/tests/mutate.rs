@@ -5,8 +5,8 @@ mod common;
 
 use bson::{Bson, doc};
 use common::TestApp;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
+use zerostack_harness::http::StatusCode;
 
 async fn lmid(app: &TestApp, cg: &str, client: &str) -> Option<Bson> {
     app.db

@@ -4,8 +4,8 @@
 mod common;
 
 use common::TestApp;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
+use zerostack_harness::http::StatusCode;
 
 /// Every subquery carries an alias and no field anywhere is `null` (zero-cache rejects both).
 fn check_wire_rules(ast: &Value, root: bool) {

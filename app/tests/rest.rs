@@ -5,8 +5,8 @@ mod common;
 
 use bson::doc;
 use common::TestApp;
-use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use zerostack_harness::http::{Method, StatusCode};
 use zrocket::auth::Claims;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +124,7 @@ async fn auth_login_and_identity() {
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
     );
-    let body: Value = resp.json().await.unwrap();
+    let body: Value = resp.json().unwrap();
     assert_eq!(body["user"]["_id"], "u-alice");
     let token = body["token"].as_str().unwrap().to_string();
     assert!(cookie.contains(&token));
@@ -144,7 +144,7 @@ async fn auth_login_and_identity() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let session: Value = resp.json().await.unwrap();
+    let session: Value = resp.json().unwrap();
     assert_eq!(session["user"]["username"], "alice");
     assert_eq!(session["token"], token.as_str());
     let resp = app
@@ -155,7 +155,7 @@ async fn auth_login_and_identity() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.json::<Value>().await.unwrap()["userID"], "u-alice");
+    assert_eq!(resp.json().unwrap()["userID"], "u-alice");
 
     // Logout clears the cookie.
     let resp = app
@@ -323,7 +323,7 @@ async fn rooms_messages_validation_and_seed() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(
-        resp.json::<Value>().await.unwrap()["error"]
+        resp.json().unwrap()["error"]
             .as_str()
             .unwrap()
             .contains("invalid request body")
@@ -531,7 +531,7 @@ async fn rooms_messages_validation_and_seed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(resp.text().await.unwrap().contains("not built"));
+    assert!(resp.text().contains("not built"));
     let (status, body) = app.get("/api/nope", Some(&alice)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_string());

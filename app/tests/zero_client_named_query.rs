@@ -9,8 +9,8 @@
 //! log in, connect with the token, subscribe to `rooms.publicChannels`, let zero-cache ask the
 //! app for the query's AST, and see a channel inserted straight into MongoDB arrive live.
 //!
-//! Needs `target/debug/source-server` (run `cargo build --bins` first; this test does not build
-//! other packages) and Node with `tests/node` installed (installed on first use).
+//! Needs the workspace binaries (`cargo build --bins` first; this test does not build other
+//! packages) and Node with `tests/node` installed (installed on first use).
 
 use std::path::Path;
 use std::process::Command;
@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use stack::{DATABASE, ZRocketStack};
-use zerostack_testkit::node::ensure_node_modules;
-use zerostack_testkit::{ManagedProcess, free_port, node_dir};
-
-mod stack;
+use zerostack_harness::node::ensure_node_modules;
+use zerostack_harness::stack::{DATABASE, Stack, StackOptions};
+use zerostack_harness::{ManagedProcess, free_port, node_dir};
 
 /// How long the client may take to connect and show its first complete result.
 const FIRST_RESULT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -93,21 +91,19 @@ fn spawn_client(name: &str, args: &[String], logs: &Path) -> anyhow::Result<Mana
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::Result<()> {
     ensure_node_modules()?;
-    let stack = ZRocketStack::start("zero-client-named-query", None).await?;
-    let (app_url, logs, zero) = (&stack.app_url, &stack.logs, &stack.zero);
+    let stack = Stack::start(StackOptions::temp()?).await?;
+    let (app_url, logs, zero) = (&stack.app_url, stack.state.path(), &stack.zero);
     let schema_file = stack.export_dir.join("schema.json");
 
     // Log in as alice, as the browser does.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let http = zerostack_harness::http::Client::new().with_timeout(Duration::from_secs(30));
     let login = http
         .post(format!("{app_url}/api/auth/login"))
         .json(&json!({"username": "alice"}))
         .send()
         .await?;
     let status = login.status();
-    let login: Value = login.json().await.context("login answered non-JSON")?;
+    let login: Value = login.json().context("login answered non-JSON")?;
     assert!(status.is_success(), "login failed: {status} {login}");
     let token = login["token"]
         .as_str()

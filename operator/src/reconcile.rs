@@ -322,8 +322,16 @@ async fn resolve_schema(
                 .get_opt(&cm_name)
                 .await
                 .map_err(kube_err(format!("reading ConfigMap {ns}/{cm_name}")))?
-                .and_then(|cm| cm.data)
-                .map(RenderedSchema::from_data);
+                .and_then(|cm| {
+                    let hash = cm
+                        .annotations()
+                        .get(render::SCHEMA_HASH_ANNOTATION)
+                        .cloned()?;
+                    Some(RenderedSchema {
+                        data: cm.data?,
+                        hash,
+                    })
+                });
             let running_hash = running.as_ref().map(|r| r.hash.clone());
             Ok((
                 running,

@@ -6,14 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 /// ConfigMap key (and file name) of the schema.
-pub const SCHEMA_FILE: &str = "schema.json";
+pub const SCHEMA_FILE: &str = zerostack_spec::files::SCHEMA;
 /// ConfigMap key (and file name) of the table mappings.
-pub const MAPPINGS_FILE: &str = "table-mappings.json";
+pub const MAPPINGS_FILE: &str = zerostack_spec::files::TABLE_MAPPINGS;
 /// ConfigMap key (and file name) of the permissions.
-pub const PERMISSIONS_FILE: &str = "permissions.json";
+pub const PERMISSIONS_FILE: &str = zerostack_spec::files::PERMISSIONS;
 
 /// Schema files as found in the resource or the user's ConfigMap.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,16 +31,9 @@ pub struct SchemaFiles {
 pub struct RenderedSchema {
     /// ConfigMap data: file name → content.
     pub data: BTreeMap<String, String>,
-    /// sha256 hex of `data`; goes into the change-source pod template.
+    /// The configuration hash (`zerostack_spec::hash`), the same value the change source
+    /// reports as its `configHash`; goes into the change-source pod template.
     pub hash: String,
-}
-
-impl RenderedSchema {
-    /// Builds a rendered schema from ConfigMap data (used for the last good, running config).
-    pub fn from_data(data: BTreeMap<String, String>) -> Self {
-        let hash = hash_data(&data);
-        Self { data, hash }
-    }
 }
 
 /// Validates the files with `zerostack_spec::load`. The error is a human-readable list of
@@ -69,7 +60,8 @@ pub fn check(files: &SchemaFiles) -> Result<RenderedSchema, String> {
             origin: &permissions_origin,
             text,
         });
-    zerostack_spec::load(schema, mappings, permissions).map_err(|errors| errors.to_string())?;
+    let config =
+        zerostack_spec::load(schema, mappings, permissions).map_err(|errors| errors.to_string())?;
 
     let mut data = BTreeMap::new();
     data.insert(SCHEMA_FILE.to_string(), files.schema.clone());
@@ -79,19 +71,10 @@ pub fn check(files: &SchemaFiles) -> Result<RenderedSchema, String> {
     if let Some(p) = &files.permissions {
         data.insert(PERMISSIONS_FILE.to_string(), p.clone());
     }
-    Ok(RenderedSchema::from_data(data))
-}
-
-/// sha256 over the file names and contents, length-prefixed so no two inputs collide.
-pub fn hash_data(data: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    for (k, v) in data {
-        h.update((k.len() as u64).to_be_bytes());
-        h.update(k.as_bytes());
-        h.update((v.len() as u64).to_be_bytes());
-        h.update(v.as_bytes());
-    }
-    hex::encode(h.finalize())
+    Ok(RenderedSchema {
+        data,
+        hash: config.hash,
+    })
 }
 
 #[cfg(test)]
@@ -114,7 +97,6 @@ mod tests {
         let b = check(&files(SCHEMA)).unwrap();
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.data.len(), 2);
-        assert_eq!(RenderedSchema::from_data(a.data.clone()).hash, a.hash);
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use zerostack_spec::ColumnSpec;
+use zerostack_spec::bookkeeping::{self, Bookkeeping};
+use zerostack_spec::hash::short_hash;
 use zerostack_spec::schema::ColumnType;
-use zerostack_spec::{ColumnSpec, TableSpec};
 
 use crate::protocol::{ColumnDef, TableDef};
 use crate::rows::CompiledTable;
@@ -73,13 +75,6 @@ impl Shard {
     }
 }
 
-/// Where the app keeps Zero's bookkeeping in MongoDB.
-#[derive(Debug, Clone)]
-pub struct Bookkeeping {
-    pub clients_collection: String,
-    pub mutations_collection: String,
-}
-
 pub struct Catalog {
     pub tables: Vec<PublishedTable>,
     by_collection: HashMap<String, Vec<usize>>,
@@ -98,12 +93,13 @@ impl Catalog {
             .iter()
             .map(|t| PublishedTable::new(t.clone(), |c| data_type_for(c.kind)))
             .collect();
-        for spec in required_tables(shard, bookkeeping) {
+        for spec in bookkeeping.tables(&shard.app_id, shard.shard_num) {
             let compiled = Arc::new(CompiledTable::compile(&spec)?);
             tables.push(PublishedTable::new(compiled, |c| {
-                match c.server_name.as_str() {
-                    "lastMutationID" | "mutationID" => "int8",
-                    _ => data_type_for(c.kind),
+                if bookkeeping::is_counter(&c.server_name) {
+                    "int8"
+                } else {
+                    data_type_for(c.kind)
                 }
             }));
         }
@@ -141,7 +137,7 @@ impl Catalog {
         match permissions {
             Some(p) if !p.is_null() => {
                 permissions_row.insert("permissions".into(), p.clone());
-                permissions_row.insert("hash".into(), Value::String(crate::hash_json(p)));
+                permissions_row.insert("hash".into(), Value::String(short_hash(p)));
             }
             _ => {
                 permissions_row.insert("permissions".into(), Value::Null);
@@ -175,55 +171,4 @@ impl Catalog {
     pub fn is_mapped(&self, collection: &str) -> bool {
         self.by_collection.contains_key(collection)
     }
-}
-
-fn column(name: &str, kind: ColumnType, optional: bool) -> ColumnSpec {
-    ColumnSpec {
-        name: name.into(),
-        server_name: name.into(),
-        kind,
-        optional,
-    }
-}
-
-/// `<app>_<shard>.clients` and `.mutations`, read from the app's bookkeeping collections.
-fn required_tables(shard: &Shard, bookkeeping: &Bookkeeping) -> [TableSpec; 2] {
-    let schema = shard.upstream_schema();
-    [
-        TableSpec {
-            name: format!("{schema}.clients"),
-            schema: schema.clone(),
-            server_name: "clients".into(),
-            source: bookkeeping.clients_collection.clone(),
-            filter: None,
-            projection: None,
-            columns: vec![
-                column("clientGroupID", ColumnType::String, false),
-                column("clientID", ColumnType::String, false),
-                column("lastMutationID", ColumnType::Number, false),
-                column("userID", ColumnType::String, true),
-            ],
-            primary_key: vec!["clientGroupID".into(), "clientID".into()],
-        },
-        TableSpec {
-            name: format!("{schema}.mutations"),
-            schema,
-            server_name: "mutations".into(),
-            source: bookkeeping.mutations_collection.clone(),
-            filter: None,
-            projection: None,
-            columns: vec![
-                column("clientGroupID", ColumnType::String, false),
-                column("clientID", ColumnType::String, false),
-                column("mutationID", ColumnType::Number, false),
-                column("mutation", ColumnType::Json, true),
-                column("result", ColumnType::Json, true),
-            ],
-            primary_key: vec![
-                "clientGroupID".into(),
-                "clientID".into(),
-                "mutationID".into(),
-            ],
-        },
-    ]
 }

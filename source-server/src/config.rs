@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
+use zerostack_spec::{bookkeeping, env::source as env};
 
 use crate::changes::FullDocument;
 use crate::streamer::StreamLimits;
@@ -27,68 +28,68 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// YAML or JSON file with settings (same names as the flags, snake_case).
-    #[arg(long, env = "CONFIG_FILE", global = true)]
+    #[arg(long, env = env::CONFIG_FILE, global = true)]
     pub config: Option<PathBuf>,
     /// MongoDB connection string; must reach a replica set (change streams need one).
-    #[arg(long, env = "MONGODB_URI", hide_env_values = true, global = true)]
+    #[arg(long, env = env::MONGODB_URI, hide_env_values = true, global = true)]
     pub mongodb_uri: Option<String>,
     /// Database to read (default: the database in MONGODB_URI).
-    #[arg(long, env = "MONGODB_DATABASE", global = true)]
+    #[arg(long, env = env::MONGODB_DATABASE, global = true)]
     pub mongodb_database: Option<String>,
     /// Address to listen on (default 0.0.0.0).
-    #[arg(long, env = "HOST", global = true)]
+    #[arg(long, env = env::HOST, global = true)]
     pub host: Option<String>,
     /// Port to listen on (default 8001).
-    #[arg(long, env = "PORT", global = true)]
+    #[arg(long, env = env::PORT, global = true)]
     pub port: Option<u16>,
     /// Zero schema JSON file (what JSON.stringify(schema) gives).
-    #[arg(long, env = "ZERO_SCHEMA_FILE", global = true)]
+    #[arg(long, env = env::SCHEMA_FILE, global = true)]
     pub schema_file: Option<PathBuf>,
     /// Zero schema JSON URL.
-    #[arg(long, env = "ZERO_SCHEMA_URL", global = true)]
+    #[arg(long, env = env::SCHEMA_URL, global = true)]
     pub schema_url: Option<String>,
     /// Table mappings JSON file.
-    #[arg(long, env = "ZERO_TABLE_MAPPINGS_FILE", global = true)]
+    #[arg(long, env = env::TABLE_MAPPINGS_FILE, global = true)]
     pub table_mappings_file: Option<PathBuf>,
     /// Table mappings JSON URL.
-    #[arg(long, env = "ZERO_TABLE_MAPPINGS_URL", global = true)]
+    #[arg(long, env = env::TABLE_MAPPINGS_URL, global = true)]
     pub table_mappings_url: Option<String>,
     /// Compiled Zero permissions JSON file (published as <app>.permissions).
-    #[arg(long, env = "ZERO_PERMISSIONS_FILE", global = true)]
+    #[arg(long, env = env::PERMISSIONS_FILE, global = true)]
     pub permissions_file: Option<PathBuf>,
     /// Compiled Zero permissions JSON URL.
-    #[arg(long, env = "ZERO_PERMISSIONS_URL", global = true)]
+    #[arg(long, env = env::PERMISSIONS_URL, global = true)]
     pub permissions_url: Option<String>,
     /// Shared secret zero-cache must send as `?token=` in ZERO_UPSTREAM_DB.
-    #[arg(long, env = "SOURCE_TOKEN", hide_env_values = true, global = true)]
+    #[arg(long, env = env::SOURCE_TOKEN, hide_env_values = true, global = true)]
     pub source_token: Option<String>,
     /// Collection published as <app>_<shard>.clients (default zero_clients).
-    #[arg(long, env = "CLIENTS_COLLECTION", global = true)]
+    #[arg(long, env = env::CLIENTS_COLLECTION, global = true)]
     pub clients_collection: Option<String>,
     /// Collection published as <app>_<shard>.mutations (default zero_mutations).
-    #[arg(long, env = "MUTATIONS_COLLECTION", global = true)]
+    #[arg(long, env = env::MUTATIONS_COLLECTION, global = true)]
     pub mutations_collection: Option<String>,
     /// Collection holding the replica registry (default zerostack_replicas).
-    #[arg(long, env = "REGISTRY_COLLECTION", global = true)]
+    #[arg(long, env = env::REGISTRY_COLLECTION, global = true)]
     pub registry_collection: Option<String>,
     /// How updates get whole documents: updateLookup (default), whenAvailable or required
     /// (the last two use post-images, MongoDB 6.0+).
-    #[arg(long, env = "FULL_DOCUMENT", global = true, value_parser = parse_full_document)]
+    #[arg(long, env = env::FULL_DOCUMENT, global = true, value_parser = parse_full_document)]
     pub full_document: Option<FullDocument>,
     /// Most row changes coalesced into one Zero transaction under backlog (default 2000).
-    #[arg(long, env = "MAX_ROWS_PER_TRANSACTION", global = true)]
+    #[arg(long, env = env::MAX_ROWS_PER_TRANSACTION, global = true)]
     pub max_rows_per_transaction: Option<usize>,
     /// Most bytes buffered for one Zero transaction (default 4 MiB).
-    #[arg(long, env = "MAX_BYTES_PER_TRANSACTION", global = true)]
+    #[arg(long, env = env::MAX_BYTES_PER_TRANSACTION, global = true)]
     pub max_bytes_per_transaction: Option<usize>,
     /// Log level: error, warn, info, debug, trace (default info).
-    #[arg(long, env = "LOG_LEVEL", global = true)]
+    #[arg(long, env = env::LOG_LEVEL, global = true)]
     pub log_level: Option<String>,
     /// Log format: text or json (default text).
-    #[arg(long, env = "LOG_FORMAT", global = true)]
+    #[arg(long, env = env::LOG_FORMAT, global = true)]
     pub log_format: Option<String>,
     /// Serve Prometheus metrics on /metrics (default true).
-    #[arg(long, env = "METRICS_ENABLED", global = true)]
+    #[arg(long, env = env::METRICS_ENABLED, global = true)]
     pub metrics_enabled: Option<bool>,
 }
 
@@ -324,12 +325,12 @@ impl Settings {
                 .clients_collection
                 .clone()
                 .or(file.clients_collection)
-                .unwrap_or_else(|| "zero_clients".into()),
+                .unwrap_or_else(|| bookkeeping::CLIENTS_COLLECTION.into()),
             mutations_collection: cli
                 .mutations_collection
                 .clone()
                 .or(file.mutations_collection)
-                .unwrap_or_else(|| "zero_mutations".into()),
+                .unwrap_or_else(|| bookkeeping::MUTATIONS_COLLECTION.into()),
             registry_collection: cli
                 .registry_collection
                 .clone()

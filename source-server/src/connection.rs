@@ -143,7 +143,7 @@ async fn run<D: Downstream>(
             metrics: &state.metrics,
             status,
             registry: &state.registry,
-            config_hash: &state.config_hash,
+            config_hash: state.config_hash(),
             shard,
             batch_size: state.settings.snapshot_batch_size,
         };
@@ -163,7 +163,7 @@ async fn run<D: Downstream>(
     };
     match state
         .registry
-        .check(replica_version, &state.config_hash, shard)
+        .check(replica_version, state.config_hash(), shard)
         .await
     {
         Ok(Verdict::Known) => {}

@@ -23,11 +23,3 @@ pub mod snapshot;
 pub mod status;
 pub mod streamer;
 pub mod watermark;
-
-use sha2::{Digest, Sha256};
-
-/// A short stable hash of a JSON value (key order as given; callers pass canonical values).
-pub fn hash_json(v: &serde_json::Value) -> String {
-    let digest = Sha256::digest(v.to_string().as_bytes());
-    hex::encode(&digest[..12])
-}

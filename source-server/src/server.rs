@@ -14,7 +14,7 @@ use mongodb::Database;
 use serde_json::json;
 use tracing::warn;
 
-use crate::catalog::{Bookkeeping, Catalog, Shard};
+use crate::catalog::{Catalog, Shard};
 use crate::config::Settings;
 use crate::connection::{ConnectParams, serve_connection};
 use crate::loader::Loaded;
@@ -22,52 +22,43 @@ use crate::metrics::Metrics;
 use crate::registry::ReplicaRegistry;
 use crate::rows::RowsError;
 use crate::status::{Connections, now_ms};
+use zerostack_spec::secret::constant_time_eq;
 
 pub struct ServerState {
     pub settings: Settings,
     pub db: Database,
     pub loaded: Loaded,
-    /// Identifies the configuration a replica was built from (see `registry`).
-    pub config_hash: String,
     pub registry: ReplicaRegistry,
     pub metrics: Arc<Metrics>,
     pub connections: Connections,
-    pub bookkeeping: Bookkeeping,
     started: Instant,
     last_auth_warning_ms: AtomicU64,
 }
 
 impl ServerState {
     pub fn new(settings: Settings, db: Database, loaded: Loaded) -> Self {
-        let bookkeeping = Bookkeeping {
-            clients_collection: settings.clients_collection.clone(),
-            mutations_collection: settings.mutations_collection.clone(),
-        };
-        // The bookkeeping collections shape the replica too, so they are part of its identity.
-        let config_hash = crate::hash_json(&json!([
-            loaded.config.hash,
-            bookkeeping.clients_collection,
-            bookkeeping.mutations_collection,
-        ]));
         ServerState {
             registry: ReplicaRegistry::new(&db, &settings.registry_collection),
             metrics: Arc::new(Metrics::new()),
             connections: Connections::default(),
             started: Instant::now(),
             last_auth_warning_ms: AtomicU64::new(0),
-            config_hash,
-            bookkeeping,
             settings,
             db,
             loaded,
         }
     }
 
+    /// Identifies the configuration a replica was built from (see `registry`).
+    pub fn config_hash(&self) -> &str {
+        &self.loaded.config.hash
+    }
+
     pub fn catalog_for(&self, shard: &Shard) -> Result<Catalog, RowsError> {
         Catalog::new(
             &self.loaded.tables,
             shard,
-            &self.bookkeeping,
+            &self.loaded.config.bookkeeping,
             self.loaded.config.permissions.as_ref(),
         )
     }
@@ -81,13 +72,6 @@ impl ServerState {
             }
         }
     }
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
@@ -149,7 +133,7 @@ async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 async fn status(State(state): State<Arc<ServerState>>) -> Json<serde_json::Value> {
     Json(json!({
         "uptimeSeconds": state.started.elapsed().as_secs(),
-        "configHash": state.config_hash,
+        "configHash": state.config_hash(),
         "tables": state.loaded.tables.len(),
         "connections": state.connections.views(),
     }))
@@ -207,17 +191,4 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
 }

@@ -395,11 +395,12 @@ mod tests {
     use zerostack_spec::{ColumnSpec, TableSpec};
 
     use super::*;
-    use crate::catalog::{Bookkeeping, Shard};
+    use crate::catalog::Shard;
     use crate::changes::ChangeEvent;
     use crate::downstream::Recorder;
     use crate::rows::CompiledTable;
     use crate::status::Connections;
+    use zerostack_spec::Bookkeeping;
 
     fn catalog() -> Catalog {
         let col = |n: &str| ColumnSpec {
@@ -423,10 +424,7 @@ mod tests {
             app_id: "zero".into(),
             shard_num: 0,
         };
-        let bk = Bookkeeping {
-            clients_collection: "zero_clients".into(),
-            mutations_collection: "zero_mutations".into(),
-        };
+        let bk = Bookkeeping::default();
         Catalog::new(&[t], &shard, &bk, None).unwrap()
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bson::{Bson, doc, oid::ObjectId};
 use common::*;
 use serde_json::{Value, json};
-use zerostack_testkit::{Mongo, service_temp_dir, validate_transactions};
+use zerostack_harness::{Mongo, service_temp_dir, validate_transactions};
 
 const T: Duration = Duration::from_secs(20);
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use bson::doc;
 use common::*;
 use serde_json::Value;
-use zerostack_testkit::{
+use zerostack_harness::{
     Mongo, Postgres, ZeroCache, ZeroCacheOptions, ZeroClientWait, service_temp_dir,
     zero_client_wait,
 };

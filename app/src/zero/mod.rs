@@ -12,7 +12,9 @@ use bson::Bson;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::auth::{AuthUser, constant_time_eq, token_from_headers};
+use zerostack_spec::secret::constant_time_eq;
+
+use crate::auth::{AuthUser, token_from_headers};
 use crate::rest::error_response;
 
 /// Checks `X-Api-Key` (when `ZERO_API_KEY` is set) and the token, for both endpoints.

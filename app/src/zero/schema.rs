@@ -7,11 +7,11 @@
 //! appears in exactly one filter, unlike the old app whose seeded messages matched none.
 
 use serde_json::{Value, json};
-use zerostack_spec::ColumnType;
 use zerostack_spec::filter::Filter;
 use zerostack_spec::mapping::{TableMapping, TableMappings};
 use zerostack_spec::projection::Projection;
 use zerostack_spec::schema::{ColumnSchema, RelationshipHop, Schema, TableSchema};
+use zerostack_spec::{ColumnType, files};
 
 use crate::db::{
     MESSAGES, ROOM_TYPES, ROOMS, SUBSCRIPTIONS, SYSTEM_MESSAGE_TYPES, USER_MESSAGE_TYPE, USERS,
@@ -274,9 +274,9 @@ pub fn permissions_json() -> Value {
 /// The files `zrocket export` writes: (file name, content).
 pub fn export_files() -> Vec<(&'static str, Value)> {
     vec![
-        ("schema.json", schema_json()),
-        ("table-mappings.json", wrapped_mappings_json()),
-        ("permissions.json", permissions_json()),
+        (files::SCHEMA, schema_json()),
+        (files::TABLE_MAPPINGS, wrapped_mappings_json()),
+        (files::PERMISSIONS, permissions_json()),
     ]
 }
 

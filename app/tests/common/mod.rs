@@ -1,15 +1,15 @@
-//! Shared harness for the integration tests: a real MongoDB replica set (from the testkit), the
+//! Shared harness for the integration tests: a real MongoDB replica set (from the harness), the
 //! real router served in-process on a free 127.0.0.1 port, seeded demo data, and small HTTP
 //! helpers.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use zerostack_testkit::Mongo;
+use zerostack_harness::Mongo;
+use zerostack_harness::http::StatusCode;
 use zrocket::AppState;
 use zrocket::config::Config;
 use zrocket::db::Db;
@@ -21,7 +21,7 @@ pub struct TestApp {
     pub db: Db,
     pub state: AppState,
     pub base: String,
-    pub http: reqwest::Client,
+    pub http: zerostack_harness::http::Client,
     shutdown: Option<oneshot::Sender<()>>,
     _web: tempfile::TempDir,
 }
@@ -59,10 +59,7 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
+        let http = zerostack_harness::http::Client::new();
         let app = TestApp {
             mongo,
             db,
@@ -102,7 +99,7 @@ impl TestApp {
     /// Sends a request; returns status and JSON body (Null when the body is not JSON).
     pub async fn call(
         &self,
-        method: reqwest::Method,
+        method: zerostack_harness::http::Method,
         path: &str,
         token: Option<&str>,
         body: Option<Value>,
@@ -116,17 +113,23 @@ impl TestApp {
         }
         let resp = req.send().await.expect("request");
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.text();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-        self.call(reqwest::Method::GET, path, token, None).await
+        self.call(zerostack_harness::http::Method::GET, path, token, None)
+            .await
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        self.call(reqwest::Method::POST, path, token, Some(body))
-            .await
+        self.call(
+            zerostack_harness::http::Method::POST,
+            path,
+            token,
+            Some(body),
+        )
+        .await
     }
 
     /// POSTs a push to the mutate endpoint as zero-cache does.

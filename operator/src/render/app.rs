@@ -10,6 +10,8 @@ use super::{
     APP_PORT, DeploymentParts, KEY_AUTH_SECRET, VERSION, component, env, env_secret, generated_ref,
     http_port, http_probe, resources, tmp_volume,
 };
+use zerostack_spec::env::app as vars;
+
 use crate::crd::{SecretKeyRef, ZeroStack};
 
 /// Default image of the app.
@@ -30,16 +32,16 @@ pub fn auth_ref(zs: &ZeroStack) -> SecretKeyRef {
 pub fn deployment(zs: &ZeroStack) -> Deployment {
     let spec = &zs.spec.app;
     let mut envs = vec![
-        env("PORT", APP_PORT.to_string()),
-        env_secret("MONGODB_URI", &zs.spec.mongodb.uri_secret_ref),
+        env(vars::PORT, APP_PORT.to_string()),
+        env_secret(vars::MONGODB_URI, &zs.spec.mongodb.uri_secret_ref),
     ];
     if let Some(db) = &zs.spec.mongodb.database {
-        envs.push(env("MONGODB_DATABASE", db.clone()));
+        envs.push(env(vars::MONGODB_DATABASE, db.clone()));
     }
-    envs.push(env_secret("AUTH_SECRET", &auth_ref(zs)));
-    envs.push(env("PUBLIC_ZERO_URL", spec.public_zero_url.clone()));
-    envs.push(env("LOG_LEVEL", spec.log_level.clone()));
-    envs.push(env("LOG_FORMAT", "json"));
+    envs.push(env_secret(vars::AUTH_SECRET, &auth_ref(zs)));
+    envs.push(env(vars::PUBLIC_ZERO_URL, spec.public_zero_url.clone()));
+    envs.push(env(vars::LOG_LEVEL, spec.log_level.clone()));
+    envs.push(env(vars::LOG_FORMAT, "json"));
 
     let (tmp, tmp_mount) = tmp_volume();
     let container = Container {

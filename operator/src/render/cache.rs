@@ -36,11 +36,14 @@ pub fn pvc_name(zs: &ZeroStack) -> String {
     child_name(zs, "cache-data")
 }
 
-/// The URL zero-cache dials: the source Service plus the token, taken from the `SOURCE_TOKEN`
-/// env var by Kubernetes' `$(VAR)` expansion so the token never appears in the pod spec.
+/// The zero-cache container's variable holding the source token.
+const TOKEN_VAR: &str = "SOURCE_TOKEN";
+
+/// The URL zero-cache dials: the source Service plus the token, taken from [`TOKEN_VAR`] by
+/// Kubernetes' `$(VAR)` expansion so the token never appears in the pod spec.
 pub fn upstream_url(zs: &ZeroStack) -> String {
     format!(
-        "ws://{}:{SOURCE_PORT}/changes/v0/stream?token=$(SOURCE_TOKEN)",
+        "ws://{}:{SOURCE_PORT}/changes/v0/stream?token=$({TOKEN_VAR})",
         service_host(zs, component::SOURCE)
     )
 }
@@ -60,7 +63,7 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
         .unwrap_or_else(|| generated_ref(zs, KEY_ADMIN_PASSWORD));
     let mut envs = vec![
         // Must come before ZERO_UPSTREAM_DB, which refers to it.
-        env_secret("SOURCE_TOKEN", &super::source::token_ref(zs)),
+        env_secret(TOKEN_VAR, &super::source::token_ref(zs)),
         env("ZERO_UPSTREAM_TYPE", "custom"),
         env("ZERO_UPSTREAM_DB", upstream_url(zs)),
         env_secret("ZERO_CVR_DB", &zs.spec.postgres.cvr_secret_ref),

@@ -11,6 +11,8 @@ use super::{
     component, config, env, env_secret, generated_ref, http_port, http_probe, resources,
     tmp_volume,
 };
+use zerostack_spec::env::source as vars;
+
 use crate::crd::{SecretKeyRef, ZeroStack};
 use crate::schema_check::{MAPPINGS_FILE, PERMISSIONS_FILE, RenderedSchema, SCHEMA_FILE};
 
@@ -32,24 +34,24 @@ pub fn token_ref(zs: &ZeroStack) -> SecretKeyRef {
 pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
     let spec = &zs.spec.source;
     let mut envs = vec![
-        env("PORT", SOURCE_PORT.to_string()),
-        env_secret("MONGODB_URI", &zs.spec.mongodb.uri_secret_ref),
+        env(vars::PORT, SOURCE_PORT.to_string()),
+        env_secret(vars::MONGODB_URI, &zs.spec.mongodb.uri_secret_ref),
     ];
     if let Some(db) = &zs.spec.mongodb.database {
-        envs.push(env("MONGODB_DATABASE", db.clone()));
+        envs.push(env(vars::MONGODB_DATABASE, db.clone()));
     }
     for (var, file) in [
-        ("ZERO_SCHEMA_FILE", SCHEMA_FILE),
-        ("ZERO_TABLE_MAPPINGS_FILE", MAPPINGS_FILE),
-        ("ZERO_PERMISSIONS_FILE", PERMISSIONS_FILE),
+        (vars::SCHEMA_FILE, SCHEMA_FILE),
+        (vars::TABLE_MAPPINGS_FILE, MAPPINGS_FILE),
+        (vars::PERMISSIONS_FILE, PERMISSIONS_FILE),
     ] {
         if schema.data.contains_key(file) {
             envs.push(env(var, format!("{CONFIG_DIR}/{file}")));
         }
     }
-    envs.push(env_secret("SOURCE_TOKEN", &token_ref(zs)));
-    envs.push(env("LOG_LEVEL", spec.log_level.clone()));
-    envs.push(env("LOG_FORMAT", "json"));
+    envs.push(env_secret(vars::SOURCE_TOKEN, &token_ref(zs)));
+    envs.push(env(vars::LOG_LEVEL, spec.log_level.clone()));
+    envs.push(env(vars::LOG_FORMAT, "json"));
 
     let (tmp, tmp_mount) = tmp_volume();
     let container = Container {

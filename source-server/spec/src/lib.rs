@@ -6,20 +6,25 @@
 //! source server) agree on what is valid. [`load`] parses all inputs, checks them against each
 //! other, reports every problem with its file and JSON path, and resolves the tables to replicate.
 
+pub mod bookkeeping;
+pub mod env;
 pub mod error;
 pub mod extjson;
+pub mod files;
 pub mod filter;
+pub mod hash;
 pub mod legacy;
 pub mod mapping;
 pub mod permissions;
 pub mod projection;
 pub mod resolve;
 pub mod schema;
+pub mod secret;
 
 use indexmap::IndexMap;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
+pub use bookkeeping::Bookkeeping;
 pub use error::{SpecError, SpecErrors};
 pub use resolve::{ColumnSpec, TableSpec, resolve};
 pub use schema::ColumnType;
@@ -43,7 +48,10 @@ pub struct Config {
     pub permissions: Option<Value>,
     /// Resolved, in schema order.
     pub tables: Vec<TableSpec>,
-    /// sha256 hex over the canonical (schema, mappings, permissions).
+    /// Where the app keeps Zero's bookkeeping (the defaults unless set with
+    /// [`Config::with_bookkeeping`]).
+    pub bookkeeping: Bookkeeping,
+    /// The configuration hash ([`hash::config_hash`]).
     pub hash: String,
 }
 
@@ -51,6 +59,19 @@ impl Config {
     /// The table with this Zero (client) name.
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The same configuration with the app's bookkeeping in other collections (they shape the
+    /// replica, so the hash changes with them).
+    pub fn with_bookkeeping(mut self, bookkeeping: Bookkeeping) -> Config {
+        self.hash = hash::config_hash(
+            &self.schema,
+            &self.mappings,
+            self.permissions.as_ref(),
+            &bookkeeping,
+        );
+        self.bookkeeping = bookkeeping;
+        self
     }
 
     /// Checks Rust-built inputs and resolves them (what `load` does after parsing).
@@ -74,12 +95,14 @@ impl Config {
             }
         }
         let tables = resolve::resolve(&schema, &mappings)?;
-        let hash = config_hash(&schema, &mappings, permissions.as_ref());
+        let bookkeeping = Bookkeeping::default();
+        let hash = hash::config_hash(&schema, &mappings, permissions.as_ref(), &bookkeeping);
         Ok(Config {
             schema,
             mappings,
             permissions,
             tables,
+            bookkeeping,
             hash,
         })
     }
@@ -210,69 +233,21 @@ pub fn load(
     if !errors.is_empty() || !mappings_ok || !permissions_ok {
         return Err(SpecErrors(errors));
     }
-    let hash = config_hash(
+    let bookkeeping = Bookkeeping::default();
+    let hash = hash::config_hash(
         &parsed_schema,
         &parsed_mappings,
         parsed_permissions.as_ref(),
+        &bookkeeping,
     );
     Ok(Config {
         schema: parsed_schema,
         mappings: parsed_mappings,
         permissions: parsed_permissions,
         tables,
+        bookkeeping,
         hash,
     })
-}
-
-/// sha256 hex over the canonical JSON of `[schema, mappings, permissions]`.
-///
-/// Canonical: object keys sorted at every level, no whitespace, so that reordering keys in a file
-/// does not change the hash. Only the mapping entries count, not the export wrapper or its
-/// metadata (an `exportedAt` timestamp must not force a re-sync).
-pub fn config_hash(
-    schema: &schema::Schema,
-    mappings: &mapping::TableMappings,
-    permissions: Option<&Value>,
-) -> String {
-    let parts = [
-        serde_json::to_value(schema).unwrap_or(Value::Null),
-        serde_json::to_value(&mappings.mappings).unwrap_or(Value::Null),
-        permissions.cloned().unwrap_or(Value::Null),
-    ];
-    let mut text = String::new();
-    canonical(&Value::Array(parts.to_vec()), &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// Writes `v` as JSON with object keys sorted.
-pub fn canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(k.as_str()).to_string());
-                out.push(':');
-                canonical(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, it) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(it, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 #[cfg(test)]

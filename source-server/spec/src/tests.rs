@@ -128,7 +128,7 @@ fn loads_zrocket_union_unwrapped_and_wrapped() {
     );
     // The wrapper and its metadata do not change the hash; the content does.
     assert_eq!(plain.hash, wrapped.hash);
-    assert_eq!(plain.hash.len(), 64);
+    assert_eq!(plain.hash.len(), 24);
 }
 
 #[test]
@@ -174,6 +174,15 @@ fn hash_ignores_key_order_but_not_content() {
     assert_ne!(a.hash, c.hash);
     let d = load_str(&zrocket_schema(), Some(&zrocket_mappings()), None).unwrap();
     assert_ne!(a.hash, d.hash, "permissions count");
+    let moved = a.clone().with_bookkeeping(crate::Bookkeeping {
+        clients_collection: "my_clients".into(),
+        ..Default::default()
+    });
+    assert_ne!(a.hash, moved.hash, "the bookkeeping collections count");
+    assert_eq!(
+        moved.clone().with_bookkeeping(Default::default()).hash,
+        a.hash
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
-use zerostack_testkit::{ManagedProcess, free_port};
+use zerostack_harness::{ManagedProcess, free_port, http};
 
 pub const TOKEN: &str = "test-token-Zq8";
 
@@ -72,10 +72,7 @@ impl SourceServer {
     pub async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let url = format!("{}/health", self.http());
         for _ in 0..200 {
-            if reqwest::get(&url)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if http::get(&url).await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
             if !self.process.is_running() {
@@ -107,15 +104,11 @@ impl SourceServer {
     }
 
     pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
-        let r = reqwest::get(format!("{}{path}", self.http())).await?;
-        Ok(r.json().await?)
+        http::get(format!("{}{path}", self.http())).await?.json()
     }
 
     pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
-        Ok(reqwest::get(format!("{}{path}", self.http()))
-            .await?
-            .text()
-            .await?)
+        Ok(http::get(format!("{}{path}", self.http())).await?.text())
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use zerostack_testkit::{
+use zerostack_harness::{
     Postgres, ZeroCache, ZeroCacheOptions, ZeroClientWait, validate_stream_lines,
     validate_transactions, zero_client_wait,
 };

@@ -10,10 +10,10 @@ use anyhow::{Context, bail};
 use bson::Document;
 use futures::{SinkExt, StreamExt};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 use tokio_tungstenite::tungstenite::Message;
-use zerostack_testkit::{ManagedProcess, free_port, node_dir};
+use zerostack_harness::{ManagedProcess, free_port, node_dir};
 
 pub const TOKEN: &str = "bench-token-7Yq";
 
@@ -304,26 +304,12 @@ pub fn bucket_percentiles(before: &[(f64, u64)], after: &[(f64, u64)]) -> Option
 
 /// `GET path` on 127.0.0.1:port: the status code and the body.
 async fn http_get(port: u16, path: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
-    let attempt = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).await?;
-        Ok::<_, std::io::Error>(out)
-    };
-    let reply = tokio::time::timeout(timeout, attempt)
-        .await
-        .with_context(|| format!("GET {path} timed out"))??;
-    let (head, body) = reply
-        .split_once("\r\n\r\n")
-        .with_context(|| format!("GET {path}: not an HTTP reply"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("GET {path}: no status code"))?;
-    Ok((status, body.to_string()))
+    let resp = zerostack_harness::http::Client::new()
+        .with_timeout(timeout)
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await?;
+    Ok((resp.status().as_u16(), resp.text()))
 }
 
 type Ws =
@@ -570,9 +556,9 @@ pub fn percentiles(values: &[f64]) -> Option<Percentiles> {
     })
 }
 
-/// `psql` next to the PostgreSQL server the testkit runs.
+/// `psql` next to the PostgreSQL server the harness runs.
 pub fn psql_path() -> anyhow::Result<PathBuf> {
-    zerostack_testkit::paths::postgres_bin_dir()
+    zerostack_harness::paths::postgres_bin_dir()
         .map(|b| b.join("psql"))
         .context("no PostgreSQL under /usr/lib/postgresql")
 }

@@ -1,7 +1,8 @@
 // Browser end-to-end test of ZRocket: two users (alice and bob) in two headless Chromium
 // contexts against the real stack (MongoDB → source-server → zero-cache, the zrocket app serving
-// the built UI). Started by app/tests/e2e_browser.rs, which owns the services; this script only
-// drives the browsers and exits non-zero on the first failed expectation.
+// the built UI), locally or in a cluster. Started by app/tests/e2e_browser.rs and the cluster
+// end-to-end test, which own the services; this script only drives the browsers and exits
+// non-zero on the first failed expectation.
 //
 // Checks:
 //   1. alice creates a private group with bob; it appears in bob's room list (live, no reload);
@@ -21,14 +22,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
-// playwright-core lives in tests/node (installed by tests/install.sh), not beside this script.
-const require = createRequire(path.join(repo, 'tests/node/package.json'));
+const repo = path.resolve(here, '../..');
+const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
 
 const APP_URL = process.env.APP_URL;
 if (!APP_URL) {
-  console.error('chat.mjs: APP_URL is not set (the zrocket server URL, e.g. http://127.0.0.1:8011)');
+  console.error('browser-chat.mjs: APP_URL is not set (the zrocket server URL, e.g. http://127.0.0.1:8011)');
   process.exit(2);
 }
 const ARTIFACTS = path.resolve(process.env.ARTIFACTS_DIR ?? path.join(repo, 'tests/artifacts'));

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 
-/// The repository root: two levels above this crate's manifest (`tests/testkit`).
+/// The repository root: two levels above this crate's manifest (`tests/harness`).
 pub fn repo_root() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     root.canonicalize().unwrap_or(root)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bson::{Document, doc};
 use futures::StreamExt;
-use zerostack_testkit::{Mongo, Postgres};
+use zerostack_harness::{Mongo, Postgres};
 
 #[tokio::test]
 async fn mongo_replica_set_serves_change_streams() -> anyhow::Result<()> {

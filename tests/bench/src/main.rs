@@ -1,5 +1,5 @@
 //! `bench`: ZeroStack's benchmarks (`tests/bench.sh`; on demand, not in CI). Starts the real
-//! services through the testkit (MongoDB replica set, PostgreSQL with `wal_level=logical`,
+//! services through the harness (MongoDB replica set, PostgreSQL with `wal_level=logical`,
 //! zero-cache 1.9.0, the release source-server), measures each figure beside its ceiling or bar
 //! in the same run, and prints and saves one table (`tests/artifacts/bench-<time>.md`/`.json`).
 //!
@@ -12,11 +12,8 @@
 //!
 //! A phase that fails is reported as such and the others still run.
 
-#[path = "../bench/probes.rs"]
 mod probes;
-#[path = "../bench/report.rs"]
 mod report;
-#[path = "../bench/workload.rs"]
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +29,7 @@ use probes::{
 };
 use report::{Latency, Results};
 use workload::{PG_TABLE_DDL, PsqlPipe, TABLE, mongo_doc, mongo_insert_range, now_ms, sql_insert};
-use zerostack_testkit::{Mongo, Postgres, StateDir, ZeroCache, ZeroCacheOptions, repo_root};
+use zerostack_harness::{Mongo, Postgres, StateDir, ZeroCache, ZeroCacheOptions, repo_root};
 
 #[derive(Parser, Debug)]
 #[command(

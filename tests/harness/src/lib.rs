@@ -1,17 +1,19 @@
-//! Test kit for ZeroStack: starts the *real* services (MongoDB replica set, PostgreSQL,
-//! zero-cache 1.9.0) as child processes on 127.0.0.1 and free ports, with their state in
-//! temporary folders, and wraps the Node tools in `tests/node` (protocol validation, replica
-//! dump, a real Zero client). Used by source-server's integration tests, the app's tests, the
-//! local stack (`tests/stack.sh`) and the benchmarks.
+//! The test harness: starts the *real* services (MongoDB replica set, PostgreSQL, zero-cache
+//! 1.9.0, and in [`stack`] the whole ZeroStack) as child processes on 127.0.0.1 and free ports,
+//! with their state in temporary folders, and wraps the Node tools in `tests/node` (protocol
+//! validation, replica dump, a real Zero client). Used by source-server's integration tests, the
+//! app's tests, the local stack (`tests/stack.sh`) and the benchmarks (`tests/bench`).
 //!
 //! Every process is started in its own process group and stopped by PID; nothing is looked up
 //! or killed by name.
 
+pub mod http;
 pub mod mongo;
 pub mod node;
 pub mod paths;
 pub mod postgres;
 pub mod process;
+pub mod stack;
 pub mod state;
 pub mod zero_cache;
 

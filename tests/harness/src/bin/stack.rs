@@ -1,0 +1,115 @@
+//! `stack`: the whole ZeroStack on this machine, for trying it out and for demos
+//! (`tests/stack.sh`). Starts it with [`zerostack_harness::stack`], prints what runs where,
+//! restarts zero-cache when it exits as a supervisor would (it exits with code 14 after
+//! `reset-required`), and stops everything by PID on Ctrl-C / SIGTERM.
+//!
+//! Env: `STACK_DIR` (keep state there; default a temp dir removed at exit), `SOURCE_PORT`
+//! (8001), `ZERO_PORT` (4848), `APP_PORT` (8011): used when free, otherwise free ports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use zerostack_harness::stack::{Ports, Stack, StackOptions};
+use zerostack_harness::{ManagedProcess, StateDir, repo_root};
+
+#[tokio::main]
+async fn main() {
+    // Errors end here, after every started process was stopped by its Drop.
+    if let Err(e) = run().await {
+        eprintln!("stack: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn port(var: &str, default: u16) -> Option<u16> {
+    Some(
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+async fn run() -> anyhow::Result<()> {
+    let state = match std::env::var_os("STACK_DIR") {
+        Some(dir) => StateDir::at(PathBuf::from(dir))?,
+        None => StateDir::temp()?,
+    };
+    println!("stack: state in {}", state.path().display());
+    let web = repo_root().join("app/web/dist");
+    let mut stack = Stack::start(StackOptions {
+        state,
+        ports: Ports {
+            source: port("SOURCE_PORT", 8001),
+            zero: port("ZERO_PORT", 4848),
+            app: port("APP_PORT", 8011),
+        },
+        web_dir: web.is_dir().then_some(web),
+    })
+    .await?;
+
+    println!();
+    println!("{:<14} {:>7} {:>9}  URL", "SERVICE", "PID", "START-UP");
+    for s in &stack.started {
+        println!(
+            "{:<14} {:>7} {:>8.1}s  {}",
+            s.name,
+            s.pid,
+            s.startup.as_secs_f64(),
+            s.url
+        );
+    }
+    let dir = stack.state.path().to_path_buf();
+    println!();
+    println!(
+        "state dir: {} (logs: <service>/<name>.std{{out,err}}.log)",
+        dir.display()
+    );
+    println!("secrets:   {}", dir.join("secrets.env").display());
+    println!("open:      {}", stack.app_url);
+    println!("stack: running; Ctrl-C or SIGTERM stops everything");
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = tick.tick() => {
+                if !stack.zero.is_running() {
+                    let code = stack.zero.process().exit_status().and_then(|s| s.code());
+                    println!("stack: zero-cache exited (code {code:?}); starting it again");
+                    if let Err(e) = stack.zero.start_again().await {
+                        println!("stack: zero-cache did not come back: {e}");
+                        break;
+                    }
+                }
+                let mut ended = false;
+                for p in [&mut stack.source, &mut stack.app] {
+                    if let Some(status) = p.exit_status() {
+                        println!("stack: {} exited ({})\n{}", p.name(), ManagedProcess::describe_exit(&status), p.log_tail(20));
+                        ended = true;
+                    }
+                }
+                if ended {
+                    break;
+                }
+            }
+        }
+    }
+
+    println!("stack: stopping");
+    for (name, result) in stack.stop_each().await {
+        match result {
+            Ok(status) => println!(
+                "stack: {name} stopped ({})",
+                ManagedProcess::describe_exit(&status)
+            ),
+            Err(e) => println!("stack: stopping {name}: {e}"),
+        }
+    }
+    println!("stack: stopped");
+    Ok(())
+}

@@ -1,0 +1,385 @@
+//! The whole ZeroStack as local processes: a MongoDB replica set, PostgreSQL, source-server
+//! loaded with `zrocket export`, zero-cache 1.9.0 wired to the app's mutate and query endpoints,
+//! and `zrocket serve` with the demo data seeded. The one launcher behind `tests/stack.sh` and
+//! every end-to-end test that needs the whole stack, so they all start it the same way.
+//!
+//! Needs the `source-server` and `zrocket` binaries of the current build profile (`cargo build
+//! --bins`; see [`built_bin`]).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use zerostack_spec::{env, files};
+
+use crate::http;
+use crate::mongo::Mongo;
+use crate::postgres::Postgres;
+use crate::process::ManagedProcess;
+use crate::state::{StateDir, free_port, free_port_block};
+use crate::zero_cache::{ZeroCache, ZeroCacheOptions};
+
+/// The database the app and the source share.
+pub const DATABASE: &str = "zrocket";
+/// How long a started server may take to answer its health check.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The folder of this build profile's binaries (`target/<profile>`), found from the running
+/// executable: a test runs from `target/<profile>/deps/`, a tool from `target/<profile>/`.
+fn profile_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let dir = exe.parent().context("the executable has no folder")?;
+    Ok(if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
+}
+
+/// A binary of the workspace from this build profile, which cargo does not build for another
+/// package's tests: hence the hint to `cargo build --bins`.
+pub fn built_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let path = profile_dir()?.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: run `cargo build --bins` first (this runs the real {name})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Where the stack listens: preferred ports are used when free, otherwise free ones are picked.
+#[derive(Clone, Debug, Default)]
+pub struct Ports {
+    pub source: Option<u16>,
+    /// zero-cache also takes the two ports after this one.
+    pub zero: Option<u16>,
+    pub app: Option<u16>,
+}
+
+/// How to start a stack.
+pub struct StackOptions {
+    /// Where every service keeps its data and logs (`StateDir::temp()` for tests).
+    pub state: StateDir,
+    pub ports: Ports,
+    /// The built UI the app serves; `None`: an empty folder (API-only tests).
+    pub web_dir: Option<PathBuf>,
+}
+
+impl StackOptions {
+    /// A throw-away stack on free ports (what tests use).
+    pub fn temp() -> anyhow::Result<StackOptions> {
+        Ok(StackOptions {
+            state: StateDir::temp()?,
+            ports: Ports::default(),
+            web_dir: None,
+        })
+    }
+}
+
+/// The secrets of one stack, random, kept in `<state>/secrets.env` (mode 0600) rather than
+/// printed, and reused when the state folder is kept.
+#[derive(Clone)]
+pub struct Secrets {
+    pub source_token: String,
+    pub auth_secret: String,
+    pub admin_password: String,
+}
+
+impl Secrets {
+    fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.join("secrets.env");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .map(str::to_string)
+                .filter(|v| !v.is_empty())
+        };
+        let secrets = Self {
+            source_token: get("SOURCE_TOKEN").map_or_else(random_hex, Ok)?,
+            auth_secret: get("AUTH_SECRET").map_or_else(random_hex, Ok)?,
+            admin_password: get("ZERO_ADMIN_PASSWORD").map_or_else(random_hex, Ok)?,
+        };
+        std::fs::write(
+            &file,
+            format!(
+                "SOURCE_TOKEN={}\nAUTH_SECRET={}\nZERO_ADMIN_PASSWORD={}\n",
+                secrets.source_token, secrets.auth_secret, secrets.admin_password
+            ),
+        )?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        Ok(secrets)
+    }
+}
+
+fn random_hex() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// One started service, for the stack's summary table.
+pub struct Started {
+    pub name: &'static str,
+    pub url: String,
+    pub pid: u32,
+    pub startup: Duration,
+}
+
+/// A running stack. Dropping it stops every process (each by PID); [`Stack::stop`] also reports
+/// how each one ended.
+pub struct Stack {
+    pub state: StateDir,
+    pub secrets: Secrets,
+    /// `schema.json`, `table-mappings.json`, `permissions.json` as `zrocket export` wrote them.
+    pub export_dir: PathBuf,
+    pub mongo: Mongo,
+    pub pg: Postgres,
+    pub source: ManagedProcess,
+    pub app: ManagedProcess,
+    pub zero: ZeroCache,
+    pub source_url: String,
+    pub app_url: String,
+    /// Every service in start order, with its URL and start-up time.
+    pub started: Vec<Started>,
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<Stack> {
+        let source_bin = built_bin("source-server")?;
+        let app_bin = built_bin("zrocket")?;
+        let state = opts.state;
+        let secrets = Secrets::load_or_create(state.path())?;
+        let mut started = Vec::new();
+
+        // The two databases start side by side; each reports its own start-up time.
+        let t = Instant::now();
+        let (mongo, pg) = tokio::join!(
+            async {
+                let mongo = Mongo::start_in(state.service("mongo")?).await?;
+                anyhow::Ok((mongo, t.elapsed()))
+            },
+            async {
+                let pg = Postgres::start_in(state.service("postgres")?).await?;
+                pg.ensure_db("zero_cvr").await?;
+                pg.ensure_db("zero_cdc").await?;
+                anyhow::Ok((pg, t.elapsed()))
+            }
+        );
+        let (mongo, mongo_startup) = mongo.context("starting MongoDB")?;
+        let (pg, pg_startup) = pg.context("starting PostgreSQL")?;
+        let mongo_uri = mongo.uri_with_db(DATABASE);
+        started.push(Started {
+            name: "mongodb",
+            url: mongo_uri.clone(),
+            pid: mongo.pid(),
+            startup: mongo_startup,
+        });
+        started.push(Started {
+            name: "postgres",
+            url: pg.url("zero_cvr / zero_cdc"),
+            pid: pg.pid(),
+            startup: pg_startup,
+        });
+
+        let export_dir = state.service("config")?;
+        run(
+            Command::new(&app_bin)
+                .args(["export", "--out"])
+                .arg(&export_dir),
+            "zrocket export",
+        )?;
+        run(
+            Command::new(&app_bin)
+                .arg("seed")
+                .env(env::app::MONGODB_URI, &mongo_uri)
+                .env(env::app::MONGODB_DATABASE, DATABASE),
+            "zrocket seed",
+        )?;
+
+        let source_port = pick_port(opts.ports.source, 1);
+        let zero_port = pick_port(opts.ports.zero, 3);
+        let app_port = pick_port(opts.ports.app, 1);
+        let zero_url = format!("http://127.0.0.1:{zero_port}");
+        let app_url = format!("http://127.0.0.1:{app_port}");
+        let source_url = format!("http://127.0.0.1:{source_port}");
+
+        let t = Instant::now();
+        let mut cmd = Command::new(&source_bin);
+        cmd.env(env::source::HOST, "127.0.0.1")
+            .env(env::source::PORT, source_port.to_string())
+            .env(env::source::MONGODB_URI, &mongo_uri)
+            .env(env::source::MONGODB_DATABASE, DATABASE)
+            .env(env::source::SCHEMA_FILE, export_dir.join(files::SCHEMA))
+            .env(
+                env::source::TABLE_MAPPINGS_FILE,
+                export_dir.join(files::TABLE_MAPPINGS),
+            )
+            .env(
+                env::source::PERMISSIONS_FILE,
+                export_dir.join(files::PERMISSIONS),
+            )
+            .env(env::source::SOURCE_TOKEN, &secrets.source_token)
+            .env(env::source::LOG_FORMAT, "json");
+        let mut source = ManagedProcess::spawn("source-server", cmd, &state.service("source")?)?;
+        wait_http_ok(&format!("{source_url}/ready"), &mut source).await?;
+        started.push(Started {
+            name: "source-server",
+            url: format!("{source_url} (ws /changes/v0/stream)"),
+            pid: source.pid(),
+            startup: t.elapsed(),
+        });
+
+        let web_dir = match opts.web_dir {
+            Some(w) => w,
+            None => state.service("web")?,
+        };
+        let t = Instant::now();
+        let mut cmd = Command::new(&app_bin);
+        cmd.arg("serve")
+            .env(env::app::PORT, app_port.to_string())
+            .env(env::app::MONGODB_URI, &mongo_uri)
+            .env(env::app::MONGODB_DATABASE, DATABASE)
+            .env(env::app::AUTH_SECRET, &secrets.auth_secret)
+            .env(env::app::PUBLIC_ZERO_URL, &zero_url)
+            .env(env::app::WEB_DIR, &web_dir)
+            .env(env::app::LOG_FORMAT, "json");
+        let mut app = ManagedProcess::spawn("zrocket", cmd, &state.service("zrocket")?)?;
+        wait_http_ok(&format!("{app_url}/health"), &mut app).await?;
+        started.push(Started {
+            name: "zrocket",
+            url: app_url.clone(),
+            pid: app.pid(),
+            startup: t.elapsed(),
+        });
+
+        let t = Instant::now();
+        let zero = ZeroCache::start_in(
+            state.service("zero-cache")?,
+            ZeroCacheOptions {
+                upstream_url: format!(
+                    "ws://127.0.0.1:{source_port}/changes/v0/stream?token={}",
+                    secrets.source_token
+                ),
+                cvr_db: pg.url("zero_cvr"),
+                change_db: pg.url("zero_cdc"),
+                mutate_url: Some(format!("{app_url}/api/zero/mutate")),
+                query_url: Some(format!("{app_url}/api/zero/query")),
+                port: Some(zero_port),
+                admin_password: Some(secrets.admin_password.clone()),
+                ready_timeout: Some(Duration::from_secs(120)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", source.log_tail(30)))?;
+        started.push(Started {
+            name: "zero-cache",
+            url: zero_url,
+            pid: zero.pid(),
+            startup: t.elapsed(),
+        });
+
+        Ok(Stack {
+            state,
+            secrets,
+            export_dir,
+            mongo,
+            pg,
+            source,
+            app,
+            zero,
+            source_url,
+            app_url,
+            started,
+        })
+    }
+
+    /// The last lines of every server's logs, for failure messages.
+    pub fn log_tails(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.app.log_tail(40),
+            self.source.log_tail(40),
+            self.zero.log_tail(60)
+        )
+    }
+
+    /// Stops everything by PID; fails if a process could not be stopped.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for (name, result) in self.stop_each().await {
+            result.with_context(|| format!("stopping {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Stops everything by PID, the app and zero-cache first, and says how each one ended.
+    pub async fn stop_each(
+        mut self,
+    ) -> Vec<(&'static str, anyhow::Result<std::process::ExitStatus>)> {
+        vec![
+            ("zrocket", self.app.terminate().await),
+            ("zero-cache", self.zero.process().terminate().await),
+            ("source-server", self.source.terminate().await),
+            ("postgres", self.pg.process().terminate().await),
+            ("mongodb", self.mongo.process().terminate().await),
+        ]
+    }
+}
+
+/// `preferred` when it and the `count - 1` ports after it are free, else a free block.
+fn pick_port(preferred: Option<u16>, count: u16) -> u16 {
+    let free = |p: u16| (0..count).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok());
+    match preferred {
+        Some(p) if free(p) => p,
+        _ if count == 1 => free_port(),
+        _ => free_port_block(count),
+    }
+}
+
+/// Runs a command to completion, failing with its output when it does not succeed.
+pub fn run(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `url` until it answers 2xx, failing early (with its log) if `process` exits.
+pub async fn wait_http_ok(url: &str, process: &mut ManagedProcess) -> anyhow::Result<()> {
+    let client = http::Client::new().with_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut last = String::from("no answer yet");
+    while Instant::now() < deadline {
+        if let Some(status) = process.exit_status() {
+            bail!(
+                "{} exited before {url} answered ({})\n{}",
+                process.name(),
+                ManagedProcess::describe_exit(&status),
+                process.log_tail(40)
+            );
+        }
+        match client.get(url).send().await {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => last = format!("HTTP {}", resp.status()),
+            Err(e) => last = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!(
+        "{url} not ready after {READY_TIMEOUT:?} (last: {last})\n{}",
+        process.log_tail(40)
+    )
+}
