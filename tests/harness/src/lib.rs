@@ -8,6 +8,7 @@
 //! or killed by name.
 
 pub mod cases;
+pub mod cluster;
 pub mod http;
 pub mod mongo;
 pub mod node;
