@@ -6,7 +6,9 @@
 //! from a request body. The HMAC is computed with `hmac` + `sha2` so that no OpenSSL or aws-lc
 //! is needed; verification compares in constant time.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::AppState;
+use crate::api_error::error_response;
 
 /// The cookie that holds the token in the browser.
 pub const COOKIE_NAME: &str = "zrocket_token";
@@ -58,11 +60,7 @@ pub enum AuthError {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"error": self.to_string()})),
-        )
-            .into_response()
+        error_response(StatusCode::UNAUTHORIZED, &self.to_string())
     }
 }
 
@@ -220,13 +218,23 @@ impl AuthUser {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Authenticates a request by its headers: finds the token and verifies it.
+pub fn authenticate_headers(keys: &Keys, headers: &HeaderMap) -> Result<AuthUser, AuthError> {
+    let token = token_from_headers(headers)?;
+    let claims = keys.verify(&token)?;
+    Ok(AuthUser { claims, token })
+}
+
+/// Any state that can hand out the keys (the app's `AppState` does) can authenticate.
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<Keys>: FromRef<S>,
+{
     type Rejection = AuthError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
-        let token = token_from_headers(&parts.headers)?;
-        let claims = state.keys.verify(&token)?;
-        Ok(AuthUser { claims, token })
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AuthError> {
+        authenticate_headers(&Arc::<Keys>::from_ref(state), &parts.headers)
     }
 }
 

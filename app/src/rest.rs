@@ -1,8 +1,9 @@
 //! The JSON REST API: dev login, users, rooms, messages, seed, exports, config and health.
 //!
 //! Handlers only translate HTTP to domain commands and back; the rules live in `domain`, so a
-//! REST write and the equivalent Zero mutator behave the same. Errors are `{error: message}`
-//! with a 4xx status; database failures are a generic 500 (details go to the log only).
+//! REST write and the equivalent Zero mutator behave the same. Errors are `api_error`'s
+//! `{error: message}` with a 4xx status; database failures are a generic 500 (details go to the
+//! log only).
 
 use std::collections::HashMap;
 
@@ -15,47 +16,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{self, AuthUser};
 use crate::db::{User, to_api_json};
-use crate::domain::{self, Caller, Command, DomainError};
-
-/// A JSON error response.
-pub fn error_response(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message}))).into_response()
-}
-
-/// An error a handler returns.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
-
-impl ApiError {
-    pub fn bad_request(msg: impl Into<String>) -> ApiError {
-        ApiError(StatusCode::BAD_REQUEST, msg.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.0, &self.1)
-    }
-}
-
-impl From<DomainError> for ApiError {
-    fn from(e: DomainError) -> ApiError {
-        match e {
-            DomainError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
-            DomainError::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, m),
-            DomainError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
-            DomainError::Db(e) => {
-                tracing::error!(error = %e, "database error");
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "database error".into())
-            }
-        }
-    }
-}
-
-type ApiResult<T = Response> = Result<T, ApiError>;
+use crate::domain::{self, Caller, Command};
+use crate::state::AppState;
 
 /// Parses a JSON body into `T`, with a message that says what is wrong.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::AppState;
-use crate::rest::error_response;
+use crate::api_error::error_response;
+use crate::state::AppState;
 
 const NOT_BUILT: &str = r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>ZRocket: UI not built</title></head>

@@ -2,45 +2,13 @@
 //! zero-cache calls (mutate and query), plus the checks they share.
 
 pub mod ast;
+pub mod auth;
 pub mod mutate;
 pub mod query;
 pub mod schema;
 
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use bson::Bson;
 use serde_json::Value;
-
-use crate::AppState;
-use zerostack_spec::secret::constant_time_eq;
-
-use crate::auth::{AuthUser, token_from_headers};
-use crate::rest::error_response;
-
-/// Checks `X-Api-Key` (when `ZERO_API_KEY` is set) and the token, for both endpoints.
-/// Failures are HTTP 401, which zero-cache turns into the client's `needs-auth` state.
-#[allow(clippy::result_large_err)]
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, Response> {
-    if let Some(expected) = &state.config.zero_api_key {
-        let given = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            return Err(error_response(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong X-Api-Key header",
-            ));
-        }
-    }
-    let token = token_from_headers(headers)
-        .map_err(|e| error_response(StatusCode::UNAUTHORIZED, &e.to_string()))?;
-    let claims = state
-        .keys
-        .verify(&token)
-        .map_err(|e| error_response(StatusCode::UNAUTHORIZED, &e.to_string()))?;
-    Ok(AuthUser { claims, token })
-}
 
 /// Converts JSON to BSON without going through serde (with `arbitrary_precision`, serde would
 /// turn numbers into maps): integers become Int32/Int64, other numbers doubles.

@@ -11,7 +11,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bson::{Bson, Document, doc};
 use mongodb::ClientSession;
@@ -19,10 +19,12 @@ use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::api_error::error_response;
 use crate::db::Db;
 use crate::domain::{self, Caller, Command, DomainError};
-use crate::zero::{authenticate, json_to_bson};
+use crate::state::AppState;
+use crate::zero::auth::authenticate;
+use crate::zero::json_to_bson;
 
 /// The internal mutation zero-cache sends to delete acknowledged results.
 pub const CLEANUP: &str = "_zero_cleanupResults";
@@ -65,7 +67,7 @@ enum Stop {
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let user = match authenticate(&state, &headers) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let raw: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -109,8 +111,8 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
     {
         Ok(None) => {}
         Ok(Some(_)) => {
-            return crate::rest::error_response(
-                axum::http::StatusCode::FORBIDDEN,
+            return error_response(
+                StatusCode::FORBIDDEN,
                 "this client group belongs to another user",
             );
         }

@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::db::Db;
 use crate::domain::{self, Access, DomainError};
+use crate::state::AppState;
 use crate::zero::ast::{Ast, Condition, CorrelatedSubquery, Dir, Op};
-use crate::zero::authenticate;
+use crate::zero::auth::authenticate;
 use crate::zero::schema::room_table;
 
 /// Every named query this server answers.
@@ -270,7 +270,7 @@ fn parse_body(body: &[u8]) -> Result<Vec<QueryIn>, String> {
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let user = match authenticate(&state, &headers) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(e) => return e.into_response(),
     };
     let queries = match parse_body(&body) {
         Ok(q) => q,
