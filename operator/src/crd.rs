@@ -1,16 +1,18 @@
 //! The `ZeroStack` custom resource: the Rust types are the single source of truth for the CRD.
 //!
-//! `crdgen` serialises `ZeroStack::crd()` into `crds/`, and a test fails when that file is stale.
+//! `crdgen` serialises [`crd()`] into `crds/`, and a test fails when that file is stale.
 //! Every field carries a doc comment because those comments become the descriptions that
-//! `kubectl explain zerostack.spec...` prints. CEL rules (`x-kubernetes-validations`) reject what
+//! `kubectl explain zerostack.spec...` prints; [`crd()`] turns their wrapped lines back into
+//! paragraphs. CEL rules (`x-kubernetes-validations`) reject what
 //! can be rejected at `kubectl apply` time, and the same rules are evaluated client-side in tests
 //! via `kube`'s `cel` feature.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 /// API group of the resource.
@@ -543,5 +545,98 @@ impl ZeroStack {
             .conditions
             .iter()
             .find(|c| c.type_ == type_)
+    }
+}
+
+/// The CRD, with every description as paragraphs: doc comments wrap at 100 columns, and
+/// `kubectl explain` would print those line breaks mid-sentence.
+pub fn crd() -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(ZeroStack::crd()).expect("the CRD serialises");
+    unwrap_descriptions(&mut value);
+    serde_json::from_value(value).expect("the CRD deserialises")
+}
+
+/// Rewrites every `description` string in a schema tree with [`paragraphs`].
+fn unwrap_descriptions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match child {
+                    serde_json::Value::String(s) if k == "description" => *s = paragraphs(s),
+                    other => unwrap_descriptions(other),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+/// Joins the lines of each paragraph with spaces; paragraphs stay apart (blank line), and a line
+/// starting a list item (`- `) starts a new line.
+pub fn paragraphs(text: &str) -> String {
+    text.split("\n\n")
+        .map(|para| {
+            let mut out = String::new();
+            for line in para.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !out.is_empty() {
+                    out.push(if line.starts_with("- ") { '\n' } else { ' ' });
+                }
+                out.push_str(line);
+            }
+            out
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_lines_become_paragraphs() {
+        assert_eq!(
+            paragraphs("Zero app id. Names the\ntables. Immutable.\n\nSecond para\ngraph."),
+            "Zero app id. Names the tables. Immutable.\n\nSecond para graph."
+        );
+        assert_eq!(paragraphs("a\n- one\n- two"), "a\n- one\n- two");
+    }
+
+    #[test]
+    fn no_description_in_the_crd_breaks_mid_sentence() {
+        let text = serde_json::to_string(&crd()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut found = 0;
+        fn walk(v: &serde_json::Value, found: &mut usize) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, c) in m {
+                        if k == "description"
+                            && let Some(s) = c.as_str()
+                        {
+                            *found += 1;
+                            for line in s.split("\n\n").flat_map(str::lines) {
+                                assert!(line.starts_with("- ") || !line.is_empty(), "{s:?}");
+                            }
+                            assert!(
+                                !s.split("\n\n")
+                                    .any(|p| p.contains('\n') && !p.contains("\n- ")),
+                                "a paragraph with a line break: {s:?}"
+                            );
+                        }
+                        walk(c, found);
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, found)),
+                _ => {}
+            }
+        }
+        walk(&v, &mut found);
+        assert!(found > 50, "only {found} descriptions");
+        // The raw derive output does break lines (what this guards against).
+        let raw = serde_json::to_string(&ZeroStack::crd()).unwrap();
+        assert!(raw.contains("Names the replicated tables `<appId>_<shard>.*` and\\n"));
     }
 }

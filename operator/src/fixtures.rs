@@ -297,6 +297,20 @@ fn serve(
                     prev_generation
                 }),
             );
+            // Creation times in creation order (one second apart), kept across updates.
+            let created = existing
+                .as_ref()
+                .map(|e| e["metadata"]["creationTimestamp"].clone())
+                .unwrap_or_else(|| {
+                    let n = st.next_uid;
+                    json!(format!(
+                        "2026-01-01T{:02}:{:02}:{:02}Z",
+                        n / 3600,
+                        n / 60 % 60,
+                        n % 60
+                    ))
+                });
+            merged_meta.insert("creationTimestamp".into(), created);
             patch["metadata"] = Value::Object(merged_meta);
             if let Some(s) = existing.as_ref().and_then(|e| e.get("status")) {
                 patch["status"] = s.clone();

@@ -4,7 +4,7 @@
 //! Everything that decides *what* to write lives in `render` and `status` (pure); this module is
 //! only the I/O around them, so mocked-API tests can check the calls and their effects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -168,6 +168,7 @@ async fn report_error(zs: &ZeroStack, ctx: &Context, message: &str) -> Result<()
         cache: None,
         app: None,
         error: Some(message.to_string()),
+        conflicts: Vec::new(),
         endpoints: prev.endpoints.clone(),
     };
     let mut st = status::compute(zs, &obs, &now());
@@ -201,16 +202,41 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
     // 2. Generated secrets: reuse what exists, generate what is missing.
     let generated = generated_secrets(zs, ctx, &ns).await?;
 
-    // 3. Render and apply.
+    // 3. Render, then look at what exists under each child's name: an object this ZeroStack
+    //    made is updated; anything else (the user's own object, another stack's) is never
+    //    written, adopted or deleted, and while one is in the way nothing is applied at all.
     let children = render::render(zs, &Inputs { schema, generated });
-    let mut applied: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let mut existing: BTreeMap<(String, String), Option<DynamicObject>> = BTreeMap::new();
+    let mut conflicts = Vec::new();
     for child in &children {
-        let obj = apply(ctx, &ns, child).await?;
-        applied.insert((child.kind().to_string(), child.name()), obj);
+        let key = (child.kind().to_string(), child.name());
+        let current = get(ctx, &ns, child.kind(), &key.1).await?;
+        if current.as_ref().is_some_and(|o| !owned_by(o, zs)) {
+            conflicts.push(format!("{} {ns}/{}", key.0, key.1));
+        }
+        existing.insert(key, current);
     }
-
-    // 4. Delete children that are no longer wanted.
-    sweep_orphans(zs, ctx, &ns, &applied).await?;
+    let mut applied: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    if conflicts.is_empty() {
+        for child in &children {
+            let key = (child.kind().to_string(), child.name());
+            let obj = match existing.get(&key).cloned().flatten() {
+                // Immutable (the content-addressed schema): same name, same content.
+                Some(current) if child.is_immutable() => to_value(current),
+                _ => apply(ctx, &ns, child).await?,
+            };
+            applied.insert(key, obj);
+        }
+        // 4. Delete children that are no longer wanted.
+        sweep_orphans(zs, ctx, &ns, &applied).await?;
+    } else {
+        warn!(zerostack = %key(zs), objects = ?conflicts, "names taken by objects this ZeroStack did not create; applying nothing");
+        applied.extend(
+            existing
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|o| (k, to_value(o)))),
+        );
+    }
 
     // 5. Status from what the API server returned.
     let dep = |suffix: &str| -> Option<DeploymentObs> {
@@ -229,6 +255,7 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
             None
         },
         error: None,
+        conflicts,
         endpoints: Some(Endpoints {
             zero_cache: Some(format!(
                 "http://{}:{CACHE_PORT}",
@@ -316,22 +343,7 @@ async fn resolve_schema(
             Ok((Some(rendered), SchemaOutcome::Valid { hash }))
         }
         Err((reason, message)) => {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-            let cm_name = render::config::schema_config_map_name(zs);
-            let running = api
-                .get_opt(&cm_name)
-                .await
-                .map_err(kube_err(format!("reading ConfigMap {ns}/{cm_name}")))?
-                .and_then(|cm| {
-                    let hash = cm
-                        .annotations()
-                        .get(render::SCHEMA_HASH_ANNOTATION)
-                        .cloned()?;
-                    Some(RenderedSchema {
-                        data: cm.data?,
-                        hash,
-                    })
-                });
+            let running = running_schema(zs, ctx, ns).await?;
             let running_hash = running.as_ref().map(|r| r.hash.clone());
             Ok((
                 running,
@@ -352,10 +364,13 @@ async fn generated_secrets(
 ) -> Result<GeneratedSecrets, Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = render::config::generated_secret_name(zs);
+    // Values are only ever read back from the Secret this ZeroStack made: a Secret of the same
+    // name that someone else owns is a name conflict (reported after rendering), never a source.
     let existing = api
         .get_opt(&name)
         .await
         .map_err(kube_err(format!("reading Secret {ns}/{name}")))?
+        .filter(|s| owned_by(s, zs))
         .and_then(|s| s.data)
         .unwrap_or_default();
     let get = |k: &str| {
@@ -370,6 +385,72 @@ async fn generated_secrets(
         admin_password: get(KEY_ADMIN_PASSWORD),
         auth_secret: get(KEY_AUTH_SECRET),
     })
+}
+
+/// The schema the change source runs now: the operator's ConfigMap mounted by the source
+/// Deployment this ZeroStack made, if both exist. Used when a new schema is invalid, so that
+/// nothing rolls.
+async fn running_schema(
+    zs: &ZeroStack,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Option<RenderedSchema>, Error> {
+    let name = render::child_name(zs, component::SOURCE);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(source) = deployments
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Deployment {ns}/{name}")))?
+        .filter(|d| owned_by(d, zs))
+    else {
+        return Ok(None);
+    };
+    let Some(cm_name) = render::source::mounted_schema(&source) else {
+        return Ok(None);
+    };
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let running = config_maps
+        .get_opt(&cm_name)
+        .await
+        .map_err(kube_err(format!("reading ConfigMap {ns}/{cm_name}")))?
+        .filter(|cm| owned_by(cm, zs))
+        .and_then(|cm| {
+            let hash = cm
+                .annotations()
+                .get(render::SCHEMA_HASH_ANNOTATION)
+                .cloned()?;
+            Some(RenderedSchema {
+                data: cm.data?,
+                hash,
+            })
+        });
+    Ok(running)
+}
+
+/// Whether `obj` is a child this ZeroStack created: it carries our controller reference.
+pub fn owned_by(obj: &impl Resource, zs: &ZeroStack) -> bool {
+    let uid = zs.uid().unwrap_or_default();
+    !uid.is_empty()
+        && obj
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == uid && o.controller == Some(true))
+}
+
+fn to_value(obj: DynamicObject) -> serde_json::Value {
+    serde_json::to_value(obj).expect("objects serialise")
+}
+
+async fn get(
+    ctx: &Context,
+    ns: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>, Error> {
+    api_for(ctx, ns, kind)
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("reading {kind} {ns}/{name}")))
 }
 
 /// The API resource of each kind the operator owns, in sweep order.
@@ -414,34 +495,51 @@ async fn apply(ctx: &Context, ns: &str, child: &Child) -> Result<serde_json::Val
     Ok(serde_json::to_value(obj).expect("objects serialise"))
 }
 
+/// How many schema ConfigMaps a stack keeps besides the one it runs: the previous ones, so
+/// pods still rolling off them keep their volume and a reverted schema finds its ConfigMap.
+pub const SCHEMA_HISTORY: usize = 3;
+
 async fn sweep_orphans(
     zs: &ZeroStack,
     ctx: &Context,
     ns: &str,
     applied: &BTreeMap<(String, String), serde_json::Value>,
 ) -> Result<(), Error> {
-    let wanted: BTreeSet<(String, String)> = applied.keys().cloned().collect();
-    let uid = zs.uid().unwrap_or_default();
     let lp = ListParams::default().labels(&render::children_selector(zs));
+    let schema_prefix = render::config::schema_config_map_prefix(zs);
+    // The user's input is never ours to delete, whatever references it may carry.
+    let user_config_map = zs.spec.schema.config_map_ref.as_ref().map(|r| &r.name);
     for (kind, _) in owned_kinds() {
         let api = api_for(ctx, ns, kind);
         let list = api
             .list(&lp)
             .await
             .map_err(kube_err(format!("listing {kind}s in {ns}")))?;
-        for obj in list.items {
+        let mut unwanted: Vec<DynamicObject> = list
+            .items
+            .into_iter()
+            .filter(|o| owned_by(o, zs))
+            .filter(|o| !applied.contains_key(&(kind.to_string(), o.name_any())))
+            .filter(|o| kind != "ConfigMap" || user_config_map != Some(&o.name_any()))
+            .collect();
+        if kind == "ConfigMap" {
+            // Newest first; the first SCHEMA_HISTORY earlier schemas stay.
+            let (mut schemas, others): (Vec<_>, Vec<_>) = unwanted
+                .into_iter()
+                .partition(|o| o.name_any().starts_with(&schema_prefix));
+            schemas.sort_by_key(|o| std::cmp::Reverse(o.creation_timestamp()));
+            unwanted = others
+                .into_iter()
+                .chain(schemas.into_iter().skip(SCHEMA_HISTORY))
+                .collect();
+        }
+        for obj in unwanted {
             let name = obj.name_any();
-            let ours = obj
-                .owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true));
-            if ours && !wanted.contains(&(kind.to_string(), name.clone())) {
-                info!(zerostack = %key(zs), kind, name = %name, "deleting child no longer wanted");
-                match api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(kube_err(format!("deleting {kind} {ns}/{name}"))(e)),
-                }
+            info!(zerostack = %key(zs), kind, name = %name, "deleting child no longer wanted");
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(kube_err(format!("deleting {kind} {ns}/{name}"))(e)),
             }
         }
     }
@@ -478,8 +576,7 @@ async fn write_status(zs: &ZeroStack, ctx: &Context, st: ZeroStackStatus) -> Res
                         "False"
                     )
             );
-            let mut note = format!("{}={}: {}", t.type_, t.status, t.message);
-            note.truncate(1000);
+            let note = truncate_chars(format!("{}={}: {}", t.type_, t.status, t.message), 1000);
             let ev = Event {
                 type_: if bad {
                     EventType::Warning
@@ -497,6 +594,19 @@ async fn write_status(zs: &ZeroStack, ctx: &Context, st: ZeroStackStatus) -> Res
         }
     }
     Ok(())
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (an Event note has a size limit,
+/// and schema errors quote user input, which may be any UTF-8).
+fn truncate_chars(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+    text
 }
 
 #[cfg(test)]

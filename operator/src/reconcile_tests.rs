@@ -81,10 +81,34 @@ fn source_hash(fake: &ApiServerVerifier) -> String {
         .to_string()
 }
 
+/// The name of the schema ConfigMap the source Deployment mounts.
+fn mounted_schema(fake: &ApiServerVerifier) -> String {
+    let d = fake
+        .get(&format!("{DEPLOYS}chat-source"))
+        .expect("source deployment");
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(d).unwrap();
+    render::source::mounted_schema(&d).expect("a schema volume")
+}
+
+/// The schema ConfigMaps of the stack, sorted.
+fn schema_config_maps(fake: &ApiServerVerifier) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .names_under(CMS)
+        .into_iter()
+        .filter(|n| n.starts_with("chat-schema-"))
+        .collect();
+    names.sort();
+    names
+}
+
 fn child_patches(fake: &ApiServerVerifier) -> usize {
     fake.calls()
         .iter()
-        .filter(|c| c.method == Method::PATCH && !c.path.ends_with("/status"))
+        .filter(|c| {
+            c.method == Method::PATCH
+                && !c.path.ends_with("/status")
+                && !c.path.contains("/events/")
+        })
         .count()
 }
 
@@ -97,12 +121,20 @@ async fn create_renders_every_child_with_owner_refs_and_writes_status() {
     deploys.sort();
     assert_eq!(deploys, ["chat-app", "chat-cache", "chat-source"]);
     assert_eq!(fake.names_under(SERVICES).len(), 3);
-    assert_eq!(fake.names_under(CMS), ["chat-schema"]);
+    let schema_cm = mounted_schema(&fake);
+    assert_eq!(fake.names_under(CMS), std::slice::from_ref(&schema_cm));
+    assert_eq!(
+        schema_cm,
+        format!("chat-schema-{}", source_hash(&fake)),
+        "named after the configuration hash"
+    );
+    let cm = fake.get(&format!("{CMS}{schema_cm}")).unwrap();
+    assert_eq!(cm["immutable"], true);
     assert_eq!(fake.names_under(SECRETS), ["chat-generated"]);
     assert_eq!(fake.names_under(PVCS), ["chat-cache-data"]);
     for path in [
         format!("{DEPLOYS}chat-cache"),
-        format!("{CMS}chat-schema"),
+        format!("{CMS}{schema_cm}"),
         format!("{SECRETS}chat-generated"),
     ] {
         let obj = fake.get(&path).unwrap();
@@ -233,12 +265,18 @@ async fn schema_change_rolls_only_the_source() {
         fake.get(&format!("{DEPLOYS}chat-app")).unwrap()["spec"]["template"],
         app1
     );
-    let cm = fake.get(&format!("{CMS}chat-schema")).unwrap();
+    let cm = fake.get(&format!("{CMS}chat-schema-{hash2}")).unwrap();
     assert!(
         cm["data"]["schema.json"]
             .as_str()
             .unwrap()
             .contains(r#""optional":false"#)
+    );
+    assert_eq!(mounted_schema(&fake), format!("chat-schema-{hash2}"));
+    assert_eq!(
+        schema_config_maps(&fake).len(),
+        2,
+        "the previous schema's ConfigMap stays for pods still rolling off it"
     );
     assert_eq!(
         current(&fake).status.unwrap().schema_hash.as_deref(),
@@ -247,11 +285,54 @@ async fn schema_change_rolls_only_the_source() {
 }
 
 #[tokio::test]
+async fn schema_config_maps_are_pruned_to_the_running_one_and_a_short_history() {
+    let (ctx, fake) = setup(&zerostack("chat"));
+    run(&ctx, &fake).await.unwrap();
+    let first = mounted_schema(&fake);
+    for i in 0..6 {
+        update(&fake, |zs| {
+            let i_schema = zs.spec.schema.inline.as_mut().unwrap();
+            i_schema.schema = SCHEMA.replace(
+                r#""name":"channels""#,
+                &format!(r#""name":"channels","serverName":"channels_v{i}""#),
+            );
+        });
+        run(&ctx, &fake).await.unwrap();
+    }
+    let kept = schema_config_maps(&fake);
+    assert_eq!(kept.len(), 1 + SCHEMA_HISTORY, "{kept:?}");
+    assert!(
+        kept.contains(&mounted_schema(&fake)),
+        "the running one stays"
+    );
+    assert!(!kept.contains(&first), "the oldest went");
+    // Reverting to a schema still in the history reuses its ConfigMap.
+    let calls_before = fake.calls().len();
+    let previous = kept.iter().find(|n| **n != mounted_schema(&fake)).cloned();
+    assert!(previous.is_some());
+    update(&fake, |zs| {
+        let i_schema = zs.spec.schema.inline.as_mut().unwrap();
+        i_schema.schema = SCHEMA.replace(
+            r#""name":"channels""#,
+            r#""name":"channels","serverName":"channels_v5""#,
+        );
+    });
+    run(&ctx, &fake).await.unwrap();
+    let cm_path = format!("{CMS}{}", mounted_schema(&fake));
+    assert!(
+        !fake.calls()[calls_before..]
+            .iter()
+            .any(|c| c.method == Method::PATCH && c.path == cm_path),
+        "an existing schema ConfigMap is never written again"
+    );
+}
+
+#[tokio::test]
 async fn bad_schema_sets_schema_valid_false_and_keeps_running_config() {
     let (ctx, fake) = setup(&zerostack("chat"));
     run(&ctx, &fake).await.unwrap();
     let hash1 = source_hash(&fake);
-    let cm1 = fake.get(&format!("{CMS}chat-schema")).unwrap()["data"].clone();
+    let cm1 = fake.get(&format!("{CMS}chat-schema-{hash1}")).unwrap()["data"].clone();
     update(&fake, |zs| {
         // Primary key names a column that does not exist.
         zs.spec.schema.inline.as_mut().unwrap().schema =
@@ -283,9 +364,19 @@ async fn bad_schema_sets_schema_valid_false_and_keeps_running_config() {
     );
     assert_eq!(source_hash(&fake), hash1, "nothing rolls");
     assert_eq!(
-        fake.get(&format!("{CMS}chat-schema")).unwrap()["data"],
+        fake.get(&format!("{CMS}chat-schema-{hash1}")).unwrap()["data"],
         cm1,
         "ConfigMap untouched"
+    );
+    assert_eq!(
+        schema_config_maps(&fake).len(),
+        1,
+        "no ConfigMap for the bad schema"
+    );
+    assert_eq!(
+        zs.status.as_ref().unwrap().schema_hash.as_deref(),
+        Some(hash1.as_str()),
+        "status names the configuration still running"
     );
     // A warning event was published for the transition.
     assert!(fake.calls().iter().any(|c| {
@@ -303,7 +394,7 @@ async fn bad_schema_on_first_reconcile_creates_no_source() {
     let (ctx, fake) = setup(&zs);
     run(&ctx, &fake).await.unwrap();
     assert!(fake.get(&format!("{DEPLOYS}chat-source")).is_none());
-    assert!(fake.get(&format!("{CMS}chat-schema")).is_none());
+    assert!(schema_config_maps(&fake).is_empty());
     let zs = current(&fake);
     assert_eq!(cond(&zs, "SchemaValid").status, "False");
     assert_eq!(cond(&zs, "SourceReady").reason, "WaitingForValidSchema");
@@ -338,8 +429,195 @@ async fn schema_from_a_configmap_is_read_and_missing_configmap_is_reported() {
     run(&ctx, &fake).await.unwrap();
     let c = current(&fake);
     assert_eq!(cond(&c, "SchemaValid").status, "True");
-    let cm = fake.get(&format!("{CMS}chat-schema")).unwrap();
+    let cm = fake
+        .get(&format!("{CMS}{}", mounted_schema(&fake)))
+        .unwrap();
     assert_eq!(cm["data"]["table-mappings.json"], crate::fixtures::MAPPINGS);
+    let user = fake.get(&format!("{CMS}zrocket-schema")).unwrap();
+    assert!(
+        user["metadata"].get("ownerReferences").is_none(),
+        "the user's ConfigMap is only read"
+    );
+}
+
+/// The bug a real cluster found: the user's schema ConfigMap carried the very name the operator
+/// rendered its own into (`<stack>-schema`), so the operator took it over (server-side apply,
+/// owner reference) and deleting the ZeroStack garbage-collected it.
+#[tokio::test]
+async fn the_users_schema_config_map_is_never_written_or_owned() {
+    let mut zs = zerostack("chat");
+    zs.spec.schema.inline = None;
+    zs.spec.schema.config_map_ref = Some(crate::crd::SchemaConfigMapRef {
+        name: "chat-schema".into(),
+        schema_key: "schema.json".into(),
+        table_mappings_key: "table-mappings.json".into(),
+        permissions_key: "permissions.json".into(),
+    });
+    let (ctx, fake) = setup(&zs);
+    let user_cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "chat-schema", "namespace": "demo"},
+        "data": {"schema.json": SCHEMA, "table-mappings.json": crate::fixtures::MAPPINGS}});
+    fake.insert(&format!("{CMS}chat-schema"), user_cm.clone());
+    run(&ctx, &fake).await.unwrap();
+    // A bad edit to the user's ConfigMap: reported, and what runs stays.
+    let running = mounted_schema(&fake);
+    let mut bad = user_cm.clone();
+    bad["data"]["schema.json"] = "{not json".into();
+    fake.insert(&format!("{CMS}chat-schema"), bad.clone());
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(cond(&current(&fake), "SchemaValid").status, "False");
+    assert_eq!(
+        mounted_schema(&fake),
+        running,
+        "a bad schema never replaces a good one"
+    );
+    assert_eq!(
+        fake.get(&format!("{CMS}{running}")).unwrap()["data"]["schema.json"],
+        SCHEMA
+    );
+    for c in fake.calls() {
+        assert!(
+            !(c.path == format!("{CMS}chat-schema") && c.method != Method::GET),
+            "{} {} touched the user's ConfigMap",
+            c.method,
+            c.path
+        );
+    }
+    assert_eq!(fake.get(&format!("{CMS}chat-schema")).unwrap(), bad);
+}
+
+/// Every kind the operator writes, each with its name taken by an object it did not create:
+/// that object is neither written, adopted nor deleted, nothing else is applied, and the status
+/// says which object is in the way. Once it is gone, the stack is created.
+#[tokio::test]
+async fn a_name_taken_by_a_foreign_object_is_a_condition_never_a_takeover() {
+    let mut zs = zerostack("chat");
+    zs.spec.source.replicas = 2; // so that a PodDisruptionBudget is rendered
+    zs.spec.network_policy = Some(crate::crd::NetworkPolicySpec { enabled: true });
+    let schema = crate::schema_check::check(&crate::schema_check::SchemaFiles {
+        origin: "test".into(),
+        schema: SCHEMA.into(),
+        table_mappings: Some(crate::fixtures::MAPPINGS.into()),
+        permissions: None,
+    })
+    .unwrap();
+    let children = render::render(
+        &zs,
+        &Inputs {
+            schema: Some(schema),
+            generated: GeneratedSecrets {
+                source_token: "t".into(),
+                admin_password: "p".into(),
+                auth_secret: "a".into(),
+            },
+        },
+    );
+    let kinds: std::collections::BTreeSet<&str> = children.iter().map(|c| c.kind()).collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        owned_kinds()
+            .iter()
+            .map(|(k, _)| *k)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        "the test covers every kind the operator writes"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for child in children.iter().filter(|c| seen.insert(c.kind())) {
+        let (ctx, fake) = setup(&zs);
+        let path = item_path(child);
+        let foreign = serde_json::json!({
+            "apiVersion": child.to_value()["apiVersion"], "kind": child.kind(),
+            "metadata": {"name": child.name(), "namespace": "demo", "uid": "someone-else",
+                "labels": {"app.kubernetes.io/instance": "chat", "app.kubernetes.io/managed-by": "zerostack-operator"}},
+        });
+        fake.insert(&path, foreign.clone());
+        run(&ctx, &fake)
+            .await
+            .expect("a conflict is a status, not an error");
+        let what = format!("{} {}", child.kind(), path);
+        assert_eq!(fake.get(&path), Some(foreign), "{what}: untouched");
+        assert_eq!(
+            child_patches(&fake),
+            0,
+            "{what}: nothing applied: {:?}",
+            fake.calls()
+                .iter()
+                .filter(|c| c.method == Method::PATCH)
+                .map(|c| &c.path)
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            fake.calls().iter().all(|c| c.method != Method::DELETE),
+            "{what}: nothing deleted"
+        );
+        let st = current(&fake);
+        let ready = cond(&st, "Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NameConflict"),
+            "{what}"
+        );
+        assert!(
+            ready
+                .message
+                .contains(&format!("{} demo/{}", child.kind(), child.name())),
+            "{what}: {}",
+            ready.message
+        );
+        assert_eq!(cond(&st, "Degraded").reason, "NameConflict", "{what}");
+
+        fake.remove(&path);
+        run(&ctx, &fake).await.unwrap();
+        let obj = fake
+            .get(&path)
+            .unwrap_or_else(|| panic!("{what}: created once free"));
+        assert_eq!(
+            obj["metadata"]["ownerReferences"][0]["uid"], "11111111-2222-3333-4444-555555555555",
+            "{what}"
+        );
+        assert_ne!(
+            cond(&current(&fake), "Ready").reason,
+            "NameConflict",
+            "{what}"
+        );
+    }
+}
+
+/// The fake API server's path of a rendered child.
+fn item_path(child: &render::Child) -> String {
+    let plural = match child.kind() {
+        "ConfigMap" => "/api/v1/namespaces/demo/configmaps",
+        "Secret" => "/api/v1/namespaces/demo/secrets",
+        "Service" => "/api/v1/namespaces/demo/services",
+        "PersistentVolumeClaim" => "/api/v1/namespaces/demo/persistentvolumeclaims",
+        "Deployment" => "/apis/apps/v1/namespaces/demo/deployments",
+        "PodDisruptionBudget" => "/apis/policy/v1/namespaces/demo/poddisruptionbudgets",
+        "NetworkPolicy" => "/apis/networking.k8s.io/v1/namespaces/demo/networkpolicies",
+        other => panic!("no path for {other}"),
+    };
+    format!("{plural}/{}", child.name())
+}
+
+#[tokio::test]
+async fn generated_values_are_never_read_from_a_secret_someone_else_owns() {
+    let (ctx, fake) = setup(&zerostack("chat"));
+    fake.insert(
+        &format!("{SECRETS}chat-generated"),
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "chat-generated", "namespace": "demo"},
+            "data": {"source-token": "dXNlcnM="}}),
+    );
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(cond(&current(&fake), "Ready").reason, "NameConflict");
+    fake.remove(&format!("{SECRETS}chat-generated"));
+    run(&ctx, &fake).await.unwrap();
+    let data = &fake.get(&format!("{SECRETS}chat-generated")).unwrap()["data"];
+    assert_ne!(
+        data["source-token"], "dXNlcnM=",
+        "a fresh value, not the user's"
+    );
 }
 
 #[tokio::test]
@@ -481,4 +759,12 @@ async fn status_never_contains_secret_values() {
     let status = serde_json::to_string(&current(&fake).status).unwrap();
     assert!(!status.contains("generated-"), "{status}");
     let _: Value = serde_json::from_str(&status).unwrap();
+}
+
+#[test]
+fn event_notes_are_cut_at_a_character_boundary() {
+    let text = format!("{}é tail", "x".repeat(999));
+    let cut = truncate_chars(text, 1000);
+    assert_eq!(cut.len(), 999, "the two-byte é at byte 999 does not fit");
+    assert_eq!(truncate_chars("short".into(), 1000), "short");
 }

@@ -112,6 +112,9 @@ pub struct Observed {
     pub app: Option<DeploymentObs>,
     /// A reconcile error, already free of secrets.
     pub error: Option<String>,
+    /// Objects that hold a child's name but were not created by this ZeroStack
+    /// (`Kind namespace/name`); while there are any, nothing is applied.
+    pub conflicts: Vec<String>,
     /// Endpoints to publish.
     pub endpoints: Option<Endpoints>,
 }
@@ -208,8 +211,22 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
             format!("waiting for Deployment {}", names.join(", ")),
         )
     };
+    let conflict: Option<Cond> = (!obs.conflicts.is_empty()).then(|| {
+        (
+            false,
+            "NameConflict".into(),
+            format!(
+                "not created by this ZeroStack but named like its children: {}. The operator \
+                 never takes over an object it did not create, so it applies nothing until \
+                 these are renamed or deleted (or the ZeroStack is renamed)",
+                obs.conflicts.join(", ")
+            ),
+        )
+    });
     let degraded: Cond = if let Some(e) = &obs.error {
         (true, "ReconcileError".into(), e.clone())
+    } else if let Some((_, reason, message)) = &conflict {
+        (true, reason.clone(), message.clone())
     } else if !schema.0 {
         (
             true,
@@ -240,6 +257,7 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
         .find(|(c, _)| !c.0);
         match (failing, &obs.error) {
             (_, Some(e)) => (false, "ReconcileError".into(), e.clone()),
+            _ if conflict.is_some() => conflict.clone().expect("checked"),
             (Some((c, t)), None) => (false, format!("{t}False"), c.2.clone()),
             (None, None) => (
                 true,

@@ -1,34 +1,28 @@
-//! Cluster suite: runs unchanged against whatever cluster the kubeconfig points at (kind in
-//! GitHub Actions). Skipped, with a printed note, when there is no kubeconfig and
-//! `ZEROSTACK_CLUSTER_TESTS` is not set.
+//! Cluster suite: runs unchanged against whatever cluster the kubeconfig points at (the local
+//! cluster `tests/run.sh` starts, kind in GitHub Actions); see `zerostack_harness::cluster` for
+//! when it runs and when it is skipped with one printed line.
 //!
 //! It installs the CRD, runs the controller in-process scoped to a fresh namespace, creates a
-//! ZeroStack, and checks children, owner references, status, the schema-hash rollout and garbage
-//! collection; the namespace is deleted at the end whatever happens.
+//! ZeroStack whose schema comes from the user's ConfigMap, and checks children, owner references,
+//! status, the schema-hash rollout, that the user's ConfigMap is never written or owned, that a
+//! name taken by a foreign object is a condition and not a takeover, and garbage collection that
+//! keeps the user's objects; the namespace is deleted at the end whatever happens.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, CustomResourceExt, ResourceExt};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, ResourceExt};
 use serde_json::json;
 use zerostack_operator::crd::ZeroStack;
 use zerostack_operator::metrics::Metrics;
 use zerostack_operator::reconcile::Context;
 
 const SCHEMA: &str = r#"{"tables":{"items":{"name":"items","columns":{"id":{"type":"string","optional":false,"customType":null},"title":{"type":"string","optional":true,"customType":null}},"primaryKey":["id"]}},"relationships":{}}"#;
-
-fn wanted() -> bool {
-    if std::env::var_os("ZEROSTACK_CLUSTER_TESTS").is_some() {
-        return true;
-    }
-    let home_config =
-        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".kube/config"));
-    std::env::var_os("KUBECONFIG").is_some() || home_config.is_some_and(|p| p.exists())
-}
 
 async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
@@ -57,17 +51,20 @@ fn hash(d: &Deployment) -> Option<String> {
 
 #[tokio::test]
 async fn cluster_suite() {
-    if !wanted() {
-        println!("skipped: no kubeconfig (set KUBECONFIG or ZEROSTACK_CLUSTER_TESTS to run)");
+    let Some(cluster) = zerostack_harness::cluster::Cluster::get("cluster_suite") else {
         return;
-    }
-    let client = Client::try_default().await.expect("kubeconfig usable");
+    };
+    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig readable");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig usable");
+    let client = Client::try_from(config).expect("client");
     let ssa = PatchParams::apply("zerostack-cluster-test").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.patch(
         "zerostacks.zerostack.dev",
         &ssa,
-        &Patch::Apply(ZeroStack::crd()),
+        &Patch::Apply(zerostack_operator::crd::crd()),
     )
     .await
     .expect("CRD applied");
@@ -106,6 +103,16 @@ async fn cluster_suite() {
     }
 }
 
+fn owned_by(obj: &impl ResourceExt, uid: &str) -> bool {
+    obj.owner_references().iter().any(|o| o.uid == uid)
+}
+
+async fn condition(stacks: &Api<ZeroStack>, type_: &str) -> Option<(String, String, String)> {
+    let zs = stacks.get("suite").await.ok()?;
+    let c = zs.condition(type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
 async fn run_suite(client: Client, ns: String) {
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -120,6 +127,33 @@ async fn run_suite(client: Client, ns: String) {
             let _ = stop_rx.await;
         },
     ));
+    let pp = PostParams::default();
+
+    // The user's objects: the Secrets the stack reads, the schema ConfigMap under the very name
+    // the operator used to render its own into (`<stack>-schema`), and a Service that happens to
+    // carry the name of one of the stack's children.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let user_cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "suite-schema"},
+        "data": {"schema.json": SCHEMA},
+    }))
+    .unwrap();
+    cms.create(&pp, &user_cm).await.expect("user ConfigMap");
+    for (name, key) in [("mongodb", "uri"), ("postgres", "cvr-uri")] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name}, "stringData": {key: "not-used-here"},
+        }))
+        .unwrap();
+        secrets.create(&pp, &secret).await.expect("user Secret");
+    }
+    let foreign: Service = serde_json::from_value(json!({
+        "metadata": {"name": "suite-app"},
+        "spec": {"ports": [{"port": 80}]},
+    }))
+    .unwrap();
+    services.create(&pp, &foreign).await.expect("user Service");
 
     let stacks: Api<ZeroStack> = Api::namespaced(client.clone(), &ns);
     let zs: ZeroStack = serde_json::from_value(json!({
@@ -129,18 +163,46 @@ async fn run_suite(client: Client, ns: String) {
             "appId": "suite",
             "mongodb": {"uriSecretRef": {"name": "mongodb", "key": "uri"}},
             "postgres": {"cvrSecretRef": {"name": "postgres", "key": "cvr-uri"}},
-            "schema": {"inline": {"schema": SCHEMA}},
+            "schema": {"configMapRef": {"name": "suite-schema"}},
             "cache": {"storage": {"type": "EmptyDir", "size": "1Gi"}},
         }
     }))
     .unwrap();
-    let created = stacks
-        .create(&PostParams::default(), &zs)
-        .await
-        .expect("ZeroStack accepted");
+    let created = stacks.create(&pp, &zs).await.expect("ZeroStack accepted");
     let uid = created.uid().unwrap();
 
+    // A foreign object holding a child's name: a condition naming it, and nothing applied.
+    let (status, _, message) = eventually("NameConflict", || {
+        let stacks = stacks.clone();
+        async move {
+            condition(&stacks, "Ready")
+                .await
+                .filter(|c| c.1 == "NameConflict")
+        }
+    })
+    .await;
+    assert_eq!(status, "False");
+    assert!(
+        message.contains(&format!("Service {ns}/suite-app")),
+        "{message}"
+    );
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing applied while a name is taken"
+    );
+    let still = services.get("suite-app").await.unwrap();
+    assert!(!owned_by(&still, &uid), "the user's Service is not adopted");
+    services
+        .delete("suite-app", &DeleteParams::default())
+        .await
+        .expect("user Service deleted");
+
     for name in ["suite-source", "suite-cache", "suite-app"] {
         let d = eventually(name, || {
             let deployments = deployments.clone();
@@ -151,7 +213,6 @@ async fn run_suite(client: Client, ns: String) {
         assert_eq!(owner.uid, uid, "{name} owned by the ZeroStack");
         assert_eq!(owner.controller, Some(true));
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     assert!(
         secrets.get_opt("suite-generated").await.unwrap().is_some(),
         "generated Secret"
@@ -162,7 +223,12 @@ async fn run_suite(client: Client, ns: String) {
         async move {
             let s = stacks.get("suite").await.ok()?;
             let st = s.status?;
-            (st.observed_generation == s.metadata.generation).then_some(st)
+            (st.observed_generation == s.metadata.generation
+                && st
+                    .conditions
+                    .iter()
+                    .any(|c| c.reason != "NameConflict" && c.type_ == "Ready"))
+            .then_some(st)
         }
     })
     .await;
@@ -172,52 +238,97 @@ async fn run_suite(client: Client, ns: String) {
         .find(|c| c.type_ == "SchemaValid")
         .expect("SchemaValid");
     assert_eq!(schema_valid.status, "True");
-    assert!(status.conditions.iter().any(|c| c.type_ == "Ready"));
+    let user_now = cms.get("suite-schema").await.unwrap();
+    assert!(
+        user_now.owner_references().is_empty(),
+        "the user's ConfigMap carries no owner reference: {:?}",
+        user_now.owner_references()
+    );
+    assert_eq!(
+        user_now.managed_fields().len(),
+        1,
+        "and no field manager but its creator"
+    );
 
-    // A schema change rolls the source (new hash) and nothing else.
+    // A valid schema change, made in the user's ConfigMap, rolls the source and nothing else.
     let before = hash(&deployments.get("suite-source").await.unwrap()).expect("hash");
     let cache_before = deployments.get("suite-cache").await.unwrap().spec.template;
     let new_schema = SCHEMA.replace(
         r#""title":{"type":"string","optional":true"#,
         r#""title":{"type":"string","optional":false"#,
     );
-    stacks
-        .patch(
-            "suite",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"schema": {"inline": {"schema": new_schema}}}})),
-        )
-        .await
-        .expect("schema updated");
+    let set_schema = |text: String| {
+        let cms = cms.clone();
+        async move {
+            cms.patch(
+                "suite-schema",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"data": {"schema.json": text}})),
+            )
+            .await
+            .expect("schema updated")
+        }
+    };
+    set_schema(new_schema).await;
     let after = eventually("new schema hash", || {
         let deployments = deployments.clone();
         let before = before.clone();
         async move { hash(&deployments.get("suite-source").await.ok()?).filter(|h| *h != before) }
     })
     .await;
-    assert_ne!(before, after);
     assert_eq!(
         deployments.get("suite-cache").await.unwrap().spec.template,
         cache_before
     );
+    let rendered = cms.get(&format!("suite-schema-{after}")).await.unwrap();
+    assert!(owned_by(&rendered, &uid));
+    assert_eq!(rendered.immutable, Some(true));
 
-    // Deleting the ZeroStack garbage-collects its children.
+    // An invalid edit: SchemaValid=False, and what runs stays.
+    set_schema("{not json".into()).await;
+    eventually("SchemaValid=False", || {
+        let stacks = stacks.clone();
+        async move {
+            condition(&stacks, "SchemaValid")
+                .await
+                .filter(|c| c.0 == "False")
+        }
+    })
+    .await;
+    assert_eq!(
+        hash(&deployments.get("suite-source").await.unwrap()).as_deref(),
+        Some(after.as_str()),
+        "a bad schema never replaces a good one"
+    );
+
+    // Deleting the ZeroStack garbage-collects its children and keeps the user's objects.
     stacks
         .delete("suite", &DeleteParams::foreground())
         .await
         .expect("deleted");
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     eventually("children garbage-collected", || {
         let deployments = deployments.clone();
         let cms = cms.clone();
+        let stacks = stacks.clone();
+        let after = after.clone();
         async move {
             let d = deployments.list(&Default::default()).await.ok()?;
-            let c = cms.get_opt("suite-schema").await.ok()?;
-            (d.items.iter().all(|d| !d.name_any().starts_with("suite-")) && c.is_none())
-                .then_some(())
+            let rendered = cms.get_opt(&format!("suite-schema-{after}")).await.ok()?;
+            let gone = stacks.get_opt("suite").await.ok()?.is_none();
+            (gone && d.items.is_empty() && rendered.is_none()).then_some(())
         }
     })
     .await;
+    assert!(
+        cms.get_opt("suite-schema").await.unwrap().is_some(),
+        "the user's ConfigMap survives the ZeroStack"
+    );
+    for name in ["mongodb", "postgres"] {
+        assert!(
+            secrets.get_opt(name).await.unwrap().is_some(),
+            "the user's Secret {name} survives"
+        );
+    }
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use kube::CustomResourceExt;
 use serde_json::{Value, json};
-use zerostack_operator::crd::ZeroStack;
+use zerostack_operator::crd::{ZeroStack, crd};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -28,7 +27,7 @@ fn committed_crds_are_up_to_date() {
 
 fn schema() -> Value {
     serde_json::to_value(
-        ZeroStack::crd().spec.versions[0]
+        crd().spec.versions[0]
             .schema
             .clone()
             .unwrap()
@@ -67,7 +66,7 @@ fn every_spec_field_is_documented() {
 
 #[test]
 fn crd_has_short_name_printer_columns_and_status() {
-    let crd = ZeroStack::crd();
+    let crd = crd();
     assert_eq!(crd.spec.names.short_names, Some(vec!["zs".to_string()]));
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");

@@ -120,6 +120,11 @@ impl Child {
         }
     }
 
+    /// Whether the object can never change once created (then it is created, not updated).
+    pub fn is_immutable(&self) -> bool {
+        matches!(self, Child::ConfigMap(cm) if cm.immutable == Some(true))
+    }
+
     /// The object as JSON, `apiVersion` and `kind` included.
     pub fn to_value(&self) -> serde_json::Value {
         fn v<T: Serialize>(t: &T) -> serde_json::Value {

@@ -16,6 +16,9 @@ use zerostack_spec::env::source as vars;
 use crate::crd::{SecretKeyRef, ZeroStack};
 use crate::schema_check::{MAPPINGS_FILE, PERMISSIONS_FILE, RenderedSchema, SCHEMA_FILE};
 
+/// The pod volume holding the schema ConfigMap.
+const CONFIG_VOLUME: &str = "config";
+
 /// Default image of the change source.
 pub fn default_image() -> String {
     format!("ghcr.io/zerostack/source-server:{VERSION}")
@@ -69,7 +72,7 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
         )),
         volume_mounts: Some(vec![
             VolumeMount {
-                name: "config".into(),
+                name: CONFIG_VOLUME.into(),
                 mount_path: CONFIG_DIR.into(),
                 read_only: Some(true),
                 ..Default::default()
@@ -80,9 +83,9 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
     };
     let volumes = vec![
         Volume {
-            name: "config".into(),
+            name: CONFIG_VOLUME.into(),
             config_map: Some(ConfigMapVolumeSource {
-                name: config::schema_config_map_name(zs),
+                name: config::schema_config_map_name(zs, &schema.hash),
                 ..Default::default()
             }),
             ..Default::default()
@@ -106,6 +109,21 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
             recreate: false,
         },
     )
+}
+
+/// The schema ConfigMap a change-source Deployment mounts (what its pods run).
+pub fn mounted_schema(d: &Deployment) -> Option<String> {
+    d.spec
+        .template
+        .spec
+        .as_ref()?
+        .volumes
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == CONFIG_VOLUME)?
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
 }
 
 /// The change-source Service (zero-cache's `ZERO_UPSTREAM_DB` points here).
