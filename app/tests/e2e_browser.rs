@@ -122,7 +122,7 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
 
     // The browsers.
     let artifacts = repo.join("tests/artifacts");
-    let mut browser_cmd = Command::new("node");
+    let mut browser_cmd = Command::new(zerostack_harness::paths::node_bin());
     browser_cmd
         .arg(node_dir().join("browser-chat.mjs"))
         .env("APP_URL", app_url)

@@ -81,7 +81,7 @@ async fn wait_first_complete(client: &mut ManagedProcess) -> anyhow::Result<Valu
 /// `node tests/node/zero-client.mjs args...`, output to log files in `logs`.
 fn spawn_client(name: &str, args: &[String], logs: &Path) -> anyhow::Result<ManagedProcess> {
     let dir = node_dir();
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(zerostack_harness::paths::node_bin());
     cmd.arg(dir.join("zero-client.mjs"))
         .args(args)
         .current_dir(&dir);

@@ -409,7 +409,7 @@ async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
 }
 
 fn watcher_command(args: &[String]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("node");
+    let mut cmd = tokio::process::Command::new(zerostack_harness::paths::node_bin());
     cmd.arg(node_dir().join("replica-watch.mjs"))
         .args(args)
         .current_dir(node_dir())

