@@ -7,8 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
-use source_server::config::{Cli, Command, LogFormat, Settings};
-use source_server::server::{ServerState, router};
+use source_server::config::inputs::{self, Loaded};
+use source_server::config::settings::{Cli, Command, LogFormat, Settings};
+use source_server::http::router;
+use source_server::server_state::ServerState;
 use tracing::{error, info, warn};
 
 fn init_logging(settings: &Settings) {
@@ -37,7 +39,7 @@ async fn main() -> ExitCode {
         }
     };
     init_logging(&settings);
-    let loaded = match source_server::loader::load(&settings).await {
+    let loaded = match inputs::load(&settings).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("source-server: {e}");
@@ -72,7 +74,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings, loaded: source_server::loader::Loaded) -> anyhow::Result<()> {
+async fn serve(settings: Settings, loaded: Loaded) -> anyhow::Result<()> {
     let options = mongodb::options::ClientOptions::parse(&settings.mongodb_uri.0)
         .await
         .map_err(|_| anyhow::anyhow!("MONGODB_URI is not a valid MongoDB connection string"))?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zerostack_spec::{Bookkeeping, Config, Source};
 
-use crate::config::{Input, Settings};
+use crate::config::settings::{Input, Settings};
 use crate::rows::CompiledTable;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,14 @@
-//! Streaming: change events → Zero transactions, after a resume point.
+//! Streaming after a resume point: change events are grouped by MongoDB transaction and sent as
+//! Zero transactions ([`Streamer`]).
 //!
-//! Rules this module keeps (ARCHITECTURE.md, "Streaming"):
-//! - one MongoDB transaction (or one cluster time) is never split across Zero transactions;
-//! - a group is complete when the next event belongs to another group, or when a `getMore`
-//!   comes back empty — then it is sent at once, never held for the next write;
-//! - under backlog, complete groups already read are coalesced into one Zero transaction up to
-//!   a row/byte limit, committed at the last group's watermark (zero-cache pays a fixed cost per
-//!   transaction, so this is what lets a burst go at its row rate);
+//! The rules it keeps:
+//! - one MongoDB transaction (events sharing `lsid` + `txnNumber`, else one cluster time) is never
+//!   split across Zero transactions;
+//! - a group is complete when the next event belongs to another group, or when a `getMore` comes
+//!   back empty; it is then sent at once, never held for the next write;
+//! - under backlog, complete groups already read are coalesced into one Zero transaction up to a
+//!   row/byte limit ([`StreamLimits`]), committed at the last group's watermark (zero-cache pays
+//!   a fixed cost per transaction, so this is what lets a burst go at its row rate);
 //! - every write is awaited, so a slow zero-cache slows the change stream read instead of
 //!   growing memory; a group larger than the byte limit is streamed rather than buffered;
 //! - a replay (the backlog that existed when the connection opened) is never coalesced: after
@@ -17,54 +19,28 @@
 //! - the socket is flushed once per `getMore` worth of events, as soon as that batch is handled
 //!   (never held while waiting on MongoDB): a backlog then costs one write syscall per batch
 //!   instead of one per transaction;
-//! - when idle, an empty transaction at the post-batch resume time moves zero-cache's resume
-//!   point so that an idle collection does not fall off the oplog.
+//! - when the stream has sent nothing for `keepalive_ms`, an empty transaction just before the
+//!   post-batch resume time (everything before it is final) moves zero-cache's resume point, so
+//!   that an idle collection does not fall off the oplog;
+//! - a drop, rename or invalidate of a mapped collection (or of the database) ends the stream
+//!   with `reset-required`, after committing what came before it.
+//!
+//! The data messages of each event come from `row_changes`.
 
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::catalog::Catalog;
-use crate::changes::{Batch, ChangeCursor, ChangeError, ChangeEvent, GroupId, Operation};
-use crate::downstream::{Downstream, DownstreamClosed};
+use crate::config::streaming::StreamLimits;
+use crate::connection_status::{ConnectionStatus, now_ms};
 use crate::metrics::Metrics;
-use crate::protocol;
-use crate::rowchanges::event_changes;
-use crate::status::{ConnectionStatus, now_ms};
-use crate::watermark::ClusterTime;
-
-/// Tuning of the streaming loop.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct StreamLimits {
-    /// Most row changes coalesced into one Zero transaction (a larger MongoDB transaction is
-    /// still sent whole).
-    pub max_rows_per_transaction: usize,
-    /// Most bytes of messages buffered for one Zero transaction before it is committed (or, for
-    /// a single large MongoDB transaction, streamed).
-    pub max_bytes_per_transaction: usize,
-    /// Most change events read per `getMore` (bounds memory under backlog).
-    pub read_batch_size: u32,
-    /// How long a `getMore` waits when a transaction may still have events in flight.
-    pub probe_ms: u64,
-    /// How long a `getMore` waits when the stream is idle.
-    pub idle_poll_ms: u64,
-    /// How often an idle stream commits an empty transaction to advance the resume point.
-    pub keepalive_ms: u64,
-}
-
-impl Default for StreamLimits {
-    fn default() -> Self {
-        StreamLimits {
-            max_rows_per_transaction: 2000,
-            max_bytes_per_transaction: 4 << 20,
-            read_batch_size: 1000,
-            probe_ms: 1,
-            idle_poll_ms: 1000,
-            keepalive_ms: 10_000,
-        }
-    }
-}
+use crate::mongo::change_event::{ChangeEvent, GroupId, Operation};
+use crate::mongo::change_stream::{Batch, ChangeCursor, ChangeError};
+use crate::mongo::cluster_time::ClusterTime;
+use crate::replication::row_changes::event_changes;
+use crate::zero::catalog::Catalog;
+use crate::zero::downstream::{Downstream, DownstreamClosed};
+use crate::zero::messages;
 
 /// Why streaming stopped.
 #[derive(Debug)]
@@ -243,7 +219,7 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             self.flush_pending().await?;
             let group = self.open.as_mut().expect("open group");
             group.streaming = true;
-            let begin = protocol::begin(&group.time.to_watermark());
+            let begin = messages::begin(&group.time.to_watermark());
             let messages: Vec<String> = group.messages.drain(..).collect();
             self.send(begin).await?;
             for m in messages {
@@ -259,7 +235,7 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         };
         if group.streaming {
             let w = group.time.to_watermark();
-            self.send(protocol::commit(&w, commit_ms(group.time, group.wall_ms)))
+            self.send(messages::commit(&w, commit_ms(group.time, group.wall_ms)))
                 .await?;
             self.committed(group.time, group.wall_ms, group.rows, None);
             return Ok(());
@@ -286,11 +262,11 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         };
         let pending = std::mem::take(&mut self.pending);
         let w = time.to_watermark();
-        self.send(protocol::begin(&w)).await?;
+        self.send(messages::begin(&w)).await?;
         for m in pending.messages {
             self.send(m).await?;
         }
-        self.send(protocol::commit(&w, commit_ms(time, wall_ms)))
+        self.send(messages::commit(&w, commit_ms(time, wall_ms)))
             .await?;
         self.committed(time, wall_ms, pending.rows, pending.oldest_ms);
         Ok(())
@@ -311,8 +287,8 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             return Ok(());
         }
         let w = safe.to_watermark();
-        self.send(protocol::begin(&w)).await?;
-        self.send(protocol::commit(&w, safe.epoch_ms())).await?;
+        self.send(messages::begin(&w)).await?;
+        self.send(messages::commit(&w, safe.epoch_ms())).await?;
         self.metrics.keepalives.inc();
         self.committed(safe, None, 0, None);
         Ok(())
@@ -395,11 +371,10 @@ mod tests {
     use zerostack_spec::{ColumnSpec, TableSpec};
 
     use super::*;
-    use crate::catalog::Shard;
-    use crate::changes::ChangeEvent;
-    use crate::downstream::Recorder;
+    use crate::connection_status::Connections;
     use crate::rows::CompiledTable;
-    use crate::status::Connections;
+    use crate::zero::catalog::Shard;
+    use crate::zero::downstream::Recorder;
     use zerostack_spec::Bookkeeping;
 
     fn catalog() -> Catalog {

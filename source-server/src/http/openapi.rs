@@ -16,6 +16,11 @@ pub const PATHS: &[&str] = &[
     "/openapi.json",
 ];
 
+/// `GET /openapi.json`.
+pub async fn serve() -> axum::Json<Value> {
+    axum::Json(document())
+}
+
 pub fn document() -> Value {
     let ok_json = |description: &str| json!({"200": {"description": description, "content": {"application/json": {}}}});
     json!({

@@ -15,19 +15,20 @@ use mongodb::Database;
 use mongodb::options::ReadConcern;
 use tracing::info;
 
-use crate::catalog::{Catalog, Shard};
-use crate::changes::{ChangeCursor, ChangeError, FullDocument, Start};
-use crate::downstream::{Downstream, DownstreamClosed};
+use crate::config::streaming::FullDocument;
+use crate::connection_status::{ConnectionStatus, SnapshotProgress};
 use crate::metrics::Metrics;
-use crate::protocol;
-use crate::registry::ReplicaRegistry;
-use crate::rowchanges::row_of;
+use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
+use crate::mongo::cluster_time::ClusterTime;
+use crate::mongo::replica_registry::ReplicaRegistry;
+use crate::replication::row_changes::row_of;
 use crate::rows::Fields;
-use crate::status::{ConnectionStatus, SnapshotProgress};
-use crate::watermark::ClusterTime;
+use crate::zero::catalog::{Catalog, Shard};
+use crate::zero::downstream::{Downstream, DownstreamClosed};
+use crate::zero::messages;
 
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
+pub enum InitialSyncError {
     #[error(transparent)]
     Closed(#[from] DownstreamClosed),
     #[error(transparent)]
@@ -38,7 +39,7 @@ pub enum SnapshotError {
     NoPosition,
 }
 
-pub struct SnapshotContext<'a> {
+pub struct InitialSyncContext<'a> {
     pub db: &'a Database,
     pub catalog: &'a Catalog,
     pub metrics: &'a Metrics,
@@ -51,9 +52,9 @@ pub struct SnapshotContext<'a> {
 
 /// Sends the snapshot transaction; returns its watermark (the new replica version).
 pub async fn initial_sync<D: Downstream>(
-    ctx: &SnapshotContext<'_>,
+    ctx: &InitialSyncContext<'_>,
     down: &mut D,
-) -> Result<ClusterTime, SnapshotError> {
+) -> Result<ClusterTime, InitialSyncError> {
     let collections = ctx.catalog.collections();
     let cursor = ChangeCursor::open(
         ctx.db,
@@ -68,11 +69,11 @@ pub async fn initial_sync<D: Downstream>(
     cursor.close().await;
     // The first post-batch token is a high-water mark: a write right after it may carry its very
     // time, so the snapshot's watermark is the time just before.
-    let at = position.ok_or(SnapshotError::NoPosition)?.prev();
+    let at = position.ok_or(InitialSyncError::NoPosition)?.prev();
     let watermark = at.to_watermark();
     info!(watermark = %watermark, tables = ctx.catalog.tables.len(), "initial sync started");
 
-    down.feed(protocol::begin(&watermark)).await?;
+    down.feed(messages::begin(&watermark)).await?;
     for t in &ctx.catalog.tables {
         down.feed(t.def.create_table()).await?;
         down.feed(t.def.create_key_index()).await?;
@@ -80,7 +81,7 @@ pub async fn initial_sync<D: Downstream>(
     let p = &ctx.catalog.permissions;
     down.feed(p.create_table()).await?;
     down.feed(p.create_key_index()).await?;
-    down.feed(protocol::insert(
+    down.feed(messages::insert(
         &p.relation_json(),
         &ctx.catalog.permissions_row,
     ))
@@ -95,7 +96,7 @@ pub async fn initial_sync<D: Downstream>(
     ctx.registry
         .record(&watermark, ctx.config_hash, ctx.shard)
         .await?;
-    down.feed(protocol::commit(&watermark, at.epoch_ms()))
+    down.feed(messages::commit(&watermark, at.epoch_ms()))
         .await?;
     down.flush().await?;
     let secs = started.elapsed().as_secs_f64();
@@ -115,12 +116,12 @@ pub async fn initial_sync<D: Downstream>(
 }
 
 async fn copy_collection<D: Downstream>(
-    ctx: &SnapshotContext<'_>,
+    ctx: &InitialSyncContext<'_>,
     collection: &str,
     down: &mut D,
     started: Instant,
     rows_before: u64,
-) -> Result<u64, SnapshotError> {
+) -> Result<u64, InitialSyncError> {
     let coll = ctx.db.collection_with_options::<RawDocumentBuf>(
         collection,
         mongodb::options::CollectionOptions::builder()
@@ -158,7 +159,7 @@ async fn copy_collection<D: Downstream>(
             if t.rows.matches(&doc)
                 && let Some(row) = row_of(t, &doc, ctx.metrics)
             {
-                down.feed(protocol::insert(&t.relation, &row)).await?;
+                down.feed(messages::insert(&t.relation, &row)).await?;
                 ctx.metrics.snapshot_rows.inc();
             }
         }

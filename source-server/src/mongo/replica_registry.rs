@@ -9,7 +9,7 @@
 use bson::{Document, doc};
 use mongodb::{Collection, Database};
 
-use crate::catalog::Shard;
+use crate::zero::catalog::Shard;
 
 pub struct ReplicaRegistry {
     collection: Collection<Document>,

@@ -1,15 +1,16 @@
-//! Watermarks come from MongoDB itself, so the source keeps no local state.
+//! MongoDB's position in its oplog ([`ClusterTime`]) and the Zero watermark that carries it.
 //!
-//! A Zero watermark is the LexiVersion of a MongoDB cluster time packed as
+//! Watermarks come from MongoDB itself, so the source keeps no local state. A Zero watermark is
+//! the LexiVersion (`zero::lexi_version`) of a MongoDB cluster time packed as
 //! `(seconds << 32) | increment`. Resuming from a watermark W means opening the change stream at
-//! operation time W and skipping every event at or before W. The cluster time of a resume token is
-//! read from its `_data` hex string (byte `0x82`, then 4 bytes of seconds and 4 of increment,
+//! operation time W and skipping every event at or before W. The cluster time of a resume token
+//! is read from its `_data` hex string (byte `0x82`, then 4 bytes of seconds and 4 of increment,
 //! big-endian), which is how Debezium reads tokens too.
 
 use bson::{RawDocument, Timestamp};
 use thiserror::Error;
 
-use crate::lexi;
+use crate::zero::lexi_version;
 
 /// A MongoDB cluster time, ordered the way the oplog orders it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -18,7 +19,7 @@ pub struct ClusterTime(u64);
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum WatermarkError {
     #[error(transparent)]
-    Lexi(#[from] lexi::LexiError),
+    Lexi(#[from] lexi_version::LexiError),
     #[error("resume token has no `_data` string")]
     NoData,
     #[error("resume token `_data` does not start with a timestamp (byte 0x82)")]
@@ -56,11 +57,11 @@ impl ClusterTime {
     }
 
     pub fn to_watermark(self) -> String {
-        lexi::to_lexi(self.0)
+        lexi_version::to_lexi(self.0)
     }
 
     pub fn from_watermark(w: &str) -> Result<Self, WatermarkError> {
-        Ok(ClusterTime(lexi::from_lexi(w)?))
+        Ok(ClusterTime(lexi_version::from_lexi(w)?))
     }
 
     pub fn to_timestamp(self) -> Timestamp {

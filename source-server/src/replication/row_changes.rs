@@ -9,11 +9,11 @@
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
-use crate::catalog::{Catalog, PublishedTable};
-use crate::changes::{ChangeEvent, Operation};
 use crate::metrics::Metrics;
-use crate::protocol;
+use crate::mongo::change_event::{ChangeEvent, Operation};
 use crate::rows::Fields;
+use crate::zero::catalog::{Catalog, PublishedTable};
+use crate::zero::messages;
 
 /// Appends the data messages for `event` to `out`; returns how many row changes it added.
 pub fn event_changes(
@@ -40,9 +40,9 @@ pub fn event_changes(
                 if table.rows.matches(&doc) {
                     if let Some(row) = row_of(table, &doc, metrics) {
                         out.push(if is_insert {
-                            protocol::insert(&table.relation, &row)
+                            messages::insert(&table.relation, &row)
                         } else {
-                            protocol::update(&table.relation, &row)
+                            messages::update(&table.relation, &row)
                         });
                     }
                 } else if !is_insert {
@@ -119,7 +119,7 @@ fn push_delete(
     out: &mut Vec<String>,
 ) {
     match key {
-        Some(key) => out.push(protocol::delete(&table.relation, &key)),
+        Some(key) => out.push(messages::delete(&table.relation, &key)),
         None => {
             metrics.unkeyed_changes.inc();
             warn!(table = %table.def.name, "delete skipped: the row key cannot be derived from the document key");

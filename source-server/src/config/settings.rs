@@ -11,8 +11,7 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use zerostack_spec::{bookkeeping, env::source as env};
 
-use crate::changes::FullDocument;
-use crate::streamer::StreamLimits;
+use crate::config::streaming::{FullDocument, StreamLimits};
 
 #[derive(Debug, Parser)]
 #[command(

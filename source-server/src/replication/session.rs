@@ -1,8 +1,9 @@
 //! One zero-cache connection on `/changes/v0/stream`, from its query parameters to its close.
 //!
-//! Without `lastWatermark` the connection is an initial sync; with it, a resume that is first
-//! checked against the replica registry. Each connection is independent (zero-cache may open a
-//! new one while an old one is still draining) and keeps no state beyond its own lifetime.
+//! Without `lastWatermark` the connection is an initial sync (`initial_sync`); with it, a resume
+//! that is first checked against the replica registry, then streams (`transactions`). Each
+//! connection is independent (zero-cache may open a new one while an old one is still draining)
+//! and keeps no state beyond its own lifetime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +14,16 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::catalog::{Catalog, Shard};
-use crate::changes::{ChangeCursor, ChangeError, Start};
-use crate::downstream::{Downstream, WsDownstream};
-use crate::protocol::{self, Upstream};
-use crate::registry::Verdict;
-use crate::server::ServerState;
-use crate::snapshot::{SnapshotContext, SnapshotError, initial_sync};
-use crate::status::ConnectionStatus;
-use crate::streamer::{StreamEnd, Streamer, log_end};
-use crate::watermark::ClusterTime;
+use crate::connection_status::ConnectionStatus;
+use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
+use crate::mongo::cluster_time::ClusterTime;
+use crate::mongo::replica_registry::Verdict;
+use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
+use crate::replication::transactions::{StreamEnd, Streamer, log_end};
+use crate::server_state::ServerState;
+use crate::zero::catalog::{Catalog, Shard};
+use crate::zero::downstream::{Downstream, WsDownstream};
+use crate::zero::messages::{self, Upstream};
 
 /// The query parameters zero-cache adds to `ZERO_UPSTREAM_DB`.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,7 +70,7 @@ pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: A
     let reader = tokio::spawn(async move {
         while let Some(msg) = stream.next().await {
             match msg {
-                Ok(Message::Text(text)) => match protocol::parse_upstream(&text) {
+                Ok(Message::Text(text)) => match messages::parse_upstream(&text) {
                     Ok(Upstream::Ack { watermark }) => {
                         metrics.acks.inc();
                         status.update(|v| v.last_watermark_acked = Some(watermark));
@@ -107,7 +108,7 @@ pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: A
         Outcome::Reset(reason) => {
             state.metrics.reset(reason_label(&reason));
             warn!(reason = %reason, "sending reset-required");
-            let _ = down.feed(protocol::reset_required(&reason)).await;
+            let _ = down.feed(messages::reset_required(&reason)).await;
             let _ = down.flush().await;
             close(&mut down, 1000, "reset required").await;
         }
@@ -137,7 +138,7 @@ async fn run<D: Downstream>(
     down: &mut D,
 ) -> Outcome {
     let Some(last_watermark) = params.last_watermark.as_deref() else {
-        let ctx = SnapshotContext {
+        let ctx = InitialSyncContext {
             db: &state.db,
             catalog,
             metrics: &state.metrics,
@@ -149,7 +150,7 @@ async fn run<D: Downstream>(
         };
         return match initial_sync(&ctx, down).await {
             Ok(_) => Outcome::InitialSyncDone,
-            Err(SnapshotError::Closed(_)) => Outcome::Closed,
+            Err(InitialSyncError::Closed(_)) => Outcome::Closed,
             Err(e) => Outcome::Failed(e.to_string()),
         };
     };

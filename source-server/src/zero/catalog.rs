@@ -13,8 +13,8 @@ use zerostack_spec::bookkeeping::{self, Bookkeeping};
 use zerostack_spec::hash::short_hash;
 use zerostack_spec::schema::ColumnType;
 
-use crate::protocol::{ColumnDef, TableDef};
-use crate::rows::CompiledTable;
+use crate::rows::{CompiledTable, RowsError};
+use crate::zero::messages::{ColumnDef, TableDef};
 
 /// A table fed from a MongoDB collection.
 pub struct PublishedTable {
@@ -88,7 +88,7 @@ impl Catalog {
         shard: &Shard,
         bookkeeping: &Bookkeeping,
         permissions: Option<&Value>,
-    ) -> Result<Catalog, crate::rows::RowsError> {
+    ) -> Result<Catalog, RowsError> {
         let mut tables: Vec<PublishedTable> = app_tables
             .iter()
             .map(|t| PublishedTable::new(t.clone(), |c| data_type_for(c.kind)))

@@ -14,12 +14,13 @@
 //! `run_command`; its reply is decoded, but it only ever carries the first events after a pause.
 //!
 //! [`ChangeCursor::read_ahead`] moves the cursor into its own task, which sends the next `getMore`
-//! while the streamer is still turning the previous batch into messages: MongoDB and this process
-//! then work at the same time instead of taking turns.
+//! while the previous batch is still being turned into messages (`replication::transactions`):
+//! MongoDB and this process then work at the same time instead of taking turns. Each event of a
+//! reply is parsed by `change_event`.
 
 use std::time::Duration;
 
-use bson::{Bson, RawBsonRef, RawDocument, RawDocumentBuf, doc};
+use bson::{RawBsonRef, RawDocument, RawDocumentBuf, doc};
 use futures::StreamExt;
 use mongodb::raw_batch_cursor::{RawBatch, SessionRawBatchCursor};
 use mongodb::{ClientSession, Database};
@@ -27,8 +28,10 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::streaming::FullDocument;
+use crate::mongo::change_event::{ChangeEvent, MalformedEvent, wanted};
+use crate::mongo::cluster_time::ClusterTime;
 use crate::rows::Fields;
-use crate::watermark::ClusterTime;
 
 #[derive(Debug, Error)]
 pub enum ChangeError {
@@ -42,6 +45,16 @@ pub enum ChangeError {
     Malformed(String),
 }
 
+impl From<MalformedEvent> for ChangeError {
+    fn from(e: MalformedEvent) -> Self {
+        ChangeError::Malformed(e.0)
+    }
+}
+
+fn malformed(what: impl Into<String>) -> ChangeError {
+    ChangeError::Malformed(what.into())
+}
+
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Start {
@@ -49,125 +62,6 @@ pub enum Start {
     Now,
     /// At this cluster time, inclusive.
     At(ClusterTime),
-}
-
-/// How update events get their whole document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum FullDocument {
-    /// Look the document up at read time (works everywhere).
-    #[default]
-    UpdateLookup,
-    /// Use post-images (`changeStreamPreAndPostImages` on the collection, MongoDB 6.0+).
-    WhenAvailable,
-    /// Post-images, and fail if one is missing.
-    Required,
-}
-
-impl FullDocument {
-    fn as_str(self) -> &'static str {
-        match self {
-            FullDocument::UpdateLookup => "updateLookup",
-            FullDocument::WhenAvailable => "whenAvailable",
-            FullDocument::Required => "required",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Operation {
-    Insert,
-    Update,
-    Replace,
-    Delete,
-    /// Drop, rename, dropDatabase or invalidate: the collection as we knew it is gone.
-    Invalidating(String),
-    Other(String),
-}
-
-/// The events of one MongoDB transaction share `lsid` + `txnNumber`; anything else is grouped by
-/// cluster time (a batched write can put several events at one cluster time, and they must not
-/// be split, since resume skips everything at or before the last commit's cluster time).
-#[derive(Debug, Clone, PartialEq)]
-pub enum GroupId {
-    Txn { lsid: Bson, txn_number: i64 },
-    Time(ClusterTime),
-}
-
-#[derive(Debug, Clone)]
-pub struct ChangeEvent {
-    pub operation: Operation,
-    pub collection: Option<String>,
-    pub document_key: Option<RawDocumentBuf>,
-    pub full_document: Option<RawDocumentBuf>,
-    pub cluster_time: ClusterTime,
-    pub group: GroupId,
-    pub wall_time_ms: Option<i64>,
-}
-
-fn malformed(what: impl Into<String>) -> ChangeError {
-    ChangeError::Malformed(what.into())
-}
-
-impl ChangeEvent {
-    /// Reads the fields we use from a raw change event, copying only the two documents.
-    pub fn from_raw(d: &RawDocument) -> Result<Self, ChangeError> {
-        Self::from_fields(&Fields::of(d))
-    }
-
-    fn from_fields(fields: &Fields<'_>) -> Result<Self, ChangeError> {
-        let cluster_time = match fields.get("clusterTime") {
-            Some(RawBsonRef::Timestamp(ts)) => ClusterTime::from_timestamp(ts),
-            _ => return Err(malformed("event without clusterTime")),
-        };
-        let operation = match fields.get("operationType") {
-            Some(RawBsonRef::String("insert")) => Operation::Insert,
-            Some(RawBsonRef::String("update")) => Operation::Update,
-            Some(RawBsonRef::String("replace")) => Operation::Replace,
-            Some(RawBsonRef::String("delete")) => Operation::Delete,
-            Some(RawBsonRef::String(op @ ("drop" | "rename" | "dropDatabase" | "invalidate"))) => {
-                Operation::Invalidating(op.to_string())
-            }
-            Some(RawBsonRef::String(other)) => Operation::Other(other.to_string()),
-            _ => return Err(malformed("event without operationType")),
-        };
-        let collection = match fields.get("ns") {
-            Some(RawBsonRef::Document(ns)) => ns.get_str("coll").ok().map(str::to_string),
-            _ => None,
-        };
-        let group = match (fields.get("lsid"), fields.get("txnNumber")) {
-            (Some(lsid), Some(n)) => GroupId::Txn {
-                // The session id's `id` (a UUID) names the session; `uid` only repeats the user.
-                lsid: {
-                    let id = match lsid {
-                        RawBsonRef::Document(l) => l.get("id").ok().flatten().unwrap_or(lsid),
-                        other => other,
-                    };
-                    Bson::try_from(id).map_err(|e| malformed(format!("lsid: {e}")))?
-                },
-                txn_number: match n {
-                    RawBsonRef::Int64(n) => n,
-                    RawBsonRef::Int32(n) => n as i64,
-                    _ => return Err(malformed("txnNumber is not an integer")),
-                },
-            },
-            _ => GroupId::Time(cluster_time),
-        };
-        let wall_time_ms = match fields.get("wallTime") {
-            Some(RawBsonRef::DateTime(t)) => Some(t.timestamp_millis()),
-            _ => None,
-        };
-        let doc_of = |k: &str| fields.document(k).map(RawDocument::to_owned);
-        Ok(ChangeEvent {
-            document_key: doc_of("documentKey"),
-            full_document: doc_of("fullDocument"),
-            operation,
-            collection,
-            cluster_time,
-            group,
-            wall_time_ms,
-        })
-    }
 }
 
 /// One `getMore` worth of events.
@@ -384,18 +278,6 @@ fn cursor_of(reply: &RawDocument) -> Result<(&RawDocument, i64, Option<ClusterTi
     Ok((cursor, id, resume_time))
 }
 
-/// Whether an event concerns us: a change in one of `collections`, or the end of the database or
-/// of the stream.
-fn wanted(event: &Fields<'_>, collections: &[String]) -> bool {
-    match event.document("ns").map(|ns| ns.get_str("coll")) {
-        Some(Ok(coll)) => collections.iter().any(|c| c == coll),
-        _ => matches!(
-            event.get("operationType"),
-            Some(RawBsonRef::String("dropDatabase" | "invalidate"))
-        ),
-    }
-}
-
 /// The wanted events of a reply (`firstBatch` or `nextBatch`), and its resume time into
 /// `resume_time`.
 fn raw_events(
@@ -435,78 +317,5 @@ fn classify(e: mongodb::error::Error) -> ChangeError {
             ChangeError::HistoryLost
         }
         _ => ChangeError::Mongo(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bson::{Document, Timestamp};
-
-    fn event(d: Document) -> Result<ChangeEvent, ChangeError> {
-        ChangeEvent::from_raw(&RawDocumentBuf::try_from(&d).unwrap())
-    }
-
-    #[test]
-    fn transaction_events_share_a_group_and_plain_writes_group_by_time() {
-        let t = Timestamp {
-            time: 10,
-            increment: 2,
-        };
-        let txn = |coll: &str| {
-            doc! {
-                "operationType": "insert", "clusterTime": t, "ns": {"db": "d", "coll": coll},
-                "documentKey": {"_id": 1}, "fullDocument": {"_id": 1},
-                "lsid": {"id": Bson::Binary(bson::Binary{subtype: bson::spec::BinarySubtype::Uuid, bytes: vec![1; 16]}), "uid": Bson::Binary(bson::Binary{subtype: bson::spec::BinarySubtype::Generic, bytes: vec![2; 32]})},
-                "txnNumber": 7i64,
-            }
-        };
-        let a = event(txn("a")).unwrap();
-        let b = event(txn("b")).unwrap();
-        assert_eq!(a.group, b.group);
-        assert_eq!(a.collection.as_deref(), Some("a"));
-        assert!(a.full_document.is_some() && a.document_key.is_some());
-        let plain = event(doc! {
-            "operationType": "delete", "clusterTime": t, "ns": {"db": "d", "coll": "a"}, "documentKey": {"_id": 1},
-        })
-        .unwrap();
-        assert_eq!(plain.group, GroupId::Time(ClusterTime::new(10, 2)));
-        assert_eq!(plain.operation, Operation::Delete);
-    }
-
-    #[test]
-    fn only_mapped_collections_and_database_ends_are_wanted() {
-        let mapped = ["rooms".to_string(), "messages".to_string()];
-        let keep =
-            |d: Document| wanted(&Fields::of(&RawDocumentBuf::try_from(&d).unwrap()), &mapped);
-        assert!(keep(
-            doc! {"operationType": "insert", "ns": {"db": "d", "coll": "rooms"}}
-        ));
-        assert!(keep(
-            doc! {"operationType": "drop", "ns": {"db": "d", "coll": "messages"}}
-        ));
-        assert!(!keep(
-            doc! {"operationType": "insert", "ns": {"db": "d", "coll": "audit"}}
-        ));
-        assert!(!keep(
-            doc! {"operationType": "drop", "ns": {"db": "d", "coll": "audit"}}
-        ));
-        assert!(keep(
-            doc! {"operationType": "dropDatabase", "ns": {"db": "d"}}
-        ));
-        assert!(keep(doc! {"operationType": "invalidate"}));
-    }
-
-    #[test]
-    fn drops_renames_and_invalidates_are_flagged() {
-        let t = Timestamp {
-            time: 1,
-            increment: 1,
-        };
-        for op in ["drop", "rename", "dropDatabase", "invalidate"] {
-            let e = event(doc! {"operationType": op, "clusterTime": t}).unwrap();
-            assert_eq!(e.operation, Operation::Invalidating(op.into()));
-        }
-        assert!(event(doc! {"operationType": "insert"}).is_err());
     }
 }

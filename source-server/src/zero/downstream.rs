@@ -1,8 +1,9 @@
-//! The sending half of a zero-cache connection, abstracted so the streaming and snapshot logic
-//! can be tested against a recording sink.
+//! The sending half of a zero-cache connection ([`Downstream`]), so that the initial sync and the
+//! streaming write to a trait, and tests of the streaming record what it sends ([`Recorder`]).
 //!
 //! `feed` queues a message and waits only when the socket's buffer is full (that wait is the
-//! backpressure); `flush` pushes everything out, once per transaction.
+//! backpressure); `flush` pushes everything out. The streaming flushes once per change-stream
+//! batch (not per transaction), the initial sync once after its commit.
 
 use futures::{Sink, SinkExt};
 
@@ -36,7 +37,7 @@ where
     }
 }
 
-/// Collects messages in memory (tests, and the `check` dry run).
+/// Collects messages and counts flushes in memory, for tests.
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub messages: Vec<String>,

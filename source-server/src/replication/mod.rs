@@ -1,0 +1,12 @@
+//! MongoDB → Zero for one zero-cache connection: the stages between the two sides.
+//!
+//! - `session`: one connection from its query parameters to its close; it runs one of:
+//! - `initial_sync`: the snapshot transaction of a connection without `lastWatermark`;
+//! - `transactions`: streaming after a resume point; change events are grouped by MongoDB
+//!   transaction and coalesced into Zero transactions;
+//! - `row_changes`: one change event → the data messages of every table its collection feeds.
+
+pub mod initial_sync;
+pub mod row_changes;
+pub mod session;
+pub mod transactions;
