@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::domain::DomainError;
+use crate::domain::error::DomainError;
 
 /// A JSON error response: `status` with `{"error": message}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {

@@ -122,6 +122,27 @@ pub struct Message {
     pub updated_at: DateTime,
 }
 
+impl Message {
+    /// A system message (`t` is one of [`SYSTEM_MESSAGE_TYPES`]) with a fresh id: the notice a
+    /// command leaves in a room's history (created, joined, left, added, deleted).
+    pub fn system(room_id: &str, t: &str, data: Document, now: DateTime) -> Message {
+        Message {
+            id: bson::oid::ObjectId::new().to_hex(),
+            room_id: room_id.to_string(),
+            t: t.to_string(),
+            text: None,
+            sender_id: None,
+            sender: None,
+            data: Some(data),
+            hidden: false,
+            pinned: false,
+            edited_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// `subscriptions` documents: one per (room, member), `_id` = `"<roomId>:<userId>"`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

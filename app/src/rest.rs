@@ -19,7 +19,12 @@ use serde_json::{Value, json};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{self, AuthUser};
 use crate::db::{User, to_api_json};
-use crate::domain::{self, Caller, Command};
+use crate::domain::commands::{
+    Caller, Command, CreateRoom, DeleteMessage, EditMessage, InviteToRoom, RoomRef, SendMessage,
+};
+use crate::domain::transaction::execute;
+use crate::domain::users::{find_user_by_username, get_user, list_users, search_users};
+use crate::domain::{messages, rooms};
 use crate::state::AppState;
 
 /// Parses a JSON body into `T`, with a message that says what is wrong.
@@ -64,7 +69,7 @@ fn public_user(u: &User) -> Value {
 // ---- auth ----------------------------------------------------------------------------------
 
 pub async fn auth_users(State(state): State<AppState>) -> ApiResult {
-    let users = domain::list_users(&state.db).await?;
+    let users = list_users(&state.db).await?;
     Ok(Json(users.iter().map(public_user).collect::<Vec<_>>()).into_response())
 }
 
@@ -79,7 +84,7 @@ pub async fn login(State(state): State<AppState>, bytes: Bytes) -> ApiResult {
     if username.is_empty() {
         return Err(ApiError::bad_request("username must not be empty"));
     }
-    let Some(user) = domain::find_user_by_username(&state.db, username).await? else {
+    let Some(user) = find_user_by_username(&state.db, username).await? else {
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             format!("no user named {username:?}"),
@@ -104,7 +109,7 @@ pub async fn login(State(state): State<AppState>, bytes: Bytes) -> ApiResult {
 }
 
 pub async fn session(State(state): State<AppState>, user: AuthUser) -> ApiResult {
-    let u = domain::get_user(&state.db, user.id()).await.map_err(|_| {
+    let u = get_user(&state.db, user.id()).await.map_err(|_| {
         ApiError(
             StatusCode::UNAUTHORIZED,
             "the token's user no longer exists".into(),
@@ -128,7 +133,7 @@ pub async fn config(State(state): State<AppState>) -> Response {
 // ---- users ---------------------------------------------------------------------------------
 
 pub async fn me(State(state): State<AppState>, user: AuthUser) -> ApiResult {
-    Ok(Json(to_api_json(&domain::get_user(&state.db, user.id()).await?)).into_response())
+    Ok(Json(to_api_json(&get_user(&state.db, user.id()).await?)).into_response())
 }
 
 pub async fn users(
@@ -141,14 +146,14 @@ pub async fn users(
     if q.is_some_and(|q| q.chars().count() > 100) {
         return Err(ApiError::bad_request("q must be at most 100 characters"));
     }
-    let users = domain::search_users(&state.db, q, limit).await?;
+    let users = search_users(&state.db, q, limit).await?;
     Ok(Json(users.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
 }
 
 // ---- rooms ---------------------------------------------------------------------------------
 
 pub async fn my_rooms(State(state): State<AppState>, user: AuthUser) -> ApiResult {
-    let rooms = domain::my_rooms(&state.db, user.id()).await?;
+    let rooms = rooms::my_rooms(&state.db, user.id()).await?;
     Ok(Json(rooms.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
 }
 
@@ -173,7 +178,7 @@ fn new_id() -> String {
 
 pub async fn create_room(State(state): State<AppState>, user: AuthUser, bytes: Bytes) -> ApiResult {
     let b: CreateRoomBody = body(&bytes)?;
-    let cmd = Command::CreateRoom(domain::CreateRoom {
+    let cmd = Command::CreateRoom(CreateRoom {
         id: new_id(),
         room_type: b.room_type,
         name: b.name,
@@ -181,9 +186,7 @@ pub async fn create_room(State(state): State<AppState>, user: AuthUser, bytes: B
         description: b.description,
         member_ids: b.member_ids,
     });
-    Ok(created(
-        domain::execute(&state.db, &caller(&user), &cmd).await?,
-    ))
+    Ok(created(execute(&state.db, &caller(&user), &cmd).await?))
 }
 
 pub async fn join_room(
@@ -191,8 +194,8 @@ pub async fn join_room(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let cmd = Command::JoinRoom(domain::RoomRef { room_id: id });
-    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+    let cmd = Command::JoinRoom(RoomRef { room_id: id });
+    Ok(Json(execute(&state.db, &caller(&user), &cmd).await?).into_response())
 }
 
 pub async fn leave_room(
@@ -200,8 +203,8 @@ pub async fn leave_room(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let cmd = Command::LeaveRoom(domain::RoomRef { room_id: id });
-    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+    let cmd = Command::LeaveRoom(RoomRef { room_id: id });
+    Ok(Json(execute(&state.db, &caller(&user), &cmd).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -217,11 +220,11 @@ pub async fn invite(
     bytes: Bytes,
 ) -> ApiResult {
     let b: InviteBody = body(&bytes)?;
-    let cmd = Command::InviteToRoom(domain::InviteToRoom {
+    let cmd = Command::InviteToRoom(InviteToRoom {
         room_id: id,
         user_ids: b.user_ids,
     });
-    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+    Ok(Json(execute(&state.db, &caller(&user), &cmd).await?).into_response())
 }
 
 // ---- messages ------------------------------------------------------------------------------
@@ -233,7 +236,7 @@ pub async fn room_messages(
     Query(params): Query<HashMap<String, String>>,
 ) -> ApiResult {
     let limit = parse_limit(&params, 50, 200)?;
-    let messages = domain::room_messages(&state.db, user.id(), &id, limit).await?;
+    let messages = messages::room_messages(&state.db, user.id(), &id, limit).await?;
     Ok(Json(messages.iter().map(to_api_json).collect::<Vec<_>>()).into_response())
 }
 
@@ -250,15 +253,13 @@ pub async fn send_message(
 ) -> ApiResult {
     // Any sender fields in the body are ignored: the sender is the token's user.
     let b: TextBody = body(&bytes)?;
-    let cmd = Command::SendMessage(domain::SendMessage {
+    let cmd = Command::SendMessage(SendMessage {
         id: new_id(),
         room_id: id,
         text: b.text,
         created_at: None,
     });
-    Ok(created(
-        domain::execute(&state.db, &caller(&user), &cmd).await?,
-    ))
+    Ok(created(execute(&state.db, &caller(&user), &cmd).await?))
 }
 
 pub async fn edit_message(
@@ -268,8 +269,8 @@ pub async fn edit_message(
     bytes: Bytes,
 ) -> ApiResult {
     let b: TextBody = body(&bytes)?;
-    let cmd = Command::EditMessage(domain::EditMessage { id, text: b.text });
-    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+    let cmd = Command::EditMessage(EditMessage { id, text: b.text });
+    Ok(Json(execute(&state.db, &caller(&user), &cmd).await?).into_response())
 }
 
 pub async fn delete_message(
@@ -277,8 +278,8 @@ pub async fn delete_message(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let cmd = Command::DeleteMessage(domain::DeleteMessage { id });
-    Ok(Json(domain::execute(&state.db, &caller(&user), &cmd).await?).into_response())
+    let cmd = Command::DeleteMessage(DeleteMessage { id });
+    Ok(Json(execute(&state.db, &caller(&user), &cmd).await?).into_response())
 }
 
 // ---- seed, exports, health -----------------------------------------------------------------

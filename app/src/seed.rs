@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::db::{
     Db, LastMessage, Message, Room, Sender, Subscription, USER_MESSAGE_TYPE, User, subscription_id,
 };
-use crate::domain::{self, DomainError};
+use crate::domain::error::DomainError;
+use crate::domain::transaction::{Retry, begin, end};
 
 /// What one run inserted.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -303,25 +304,13 @@ async fn seed_once(
 pub async fn run(db: &Db) -> Result<SeedReport, DomainError> {
     let data = data(DateTime::now());
     let mut session = db.client.start_session().await?;
-    let mut attempt = 0;
+    let mut retry = Retry::default();
     loop {
-        attempt += 1;
-        domain::begin(&mut session).await?;
-        let outcome = match seed_once(db, &mut session, &data).await {
-            Ok(r) => domain::commit(&mut session)
-                .await
-                .map(|_| r)
-                .map_err(DomainError::from),
-            Err(e) => {
-                let _ = session.abort_transaction().await;
-                Err(e)
-            }
-        };
-        match outcome {
-            Err(e) if e.is_transient() && attempt < domain::MAX_ATTEMPTS => {
-                domain::backoff(attempt).await
-            }
-            other => return other,
+        begin(&mut session).await?;
+        let outcome = seed_once(db, &mut session, &data).await;
+        let outcome = end(&mut session, outcome).await;
+        if !retry.again(&outcome).await {
+            return outcome;
         }
     }
 }

@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 
 use crate::api_error::error_response;
 use crate::db::Db;
-use crate::domain::{self, Caller, Command, DomainError};
+use crate::domain::commands::{Caller, Command};
+use crate::domain::error::DomainError;
+use crate::domain::transaction::{Retry, apply, begin, commit};
 use crate::state::AppState;
 use crate::zero::auth::authenticate;
 use crate::zero::json_to_bson;
@@ -295,25 +297,23 @@ async fn run_mutator(
         Ok(s) => s,
         Err(e) => return Ok(Err(database_stop(e))),
     };
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    let mut retry = Retry::default();
+    let outcome = loop {
         let outcome = attempt_once(db, &mut session, cg, m, caller, command).await;
-        match outcome {
-            Ok(decided) => return Ok(decided),
-            Err(e) if e.is_transient() && attempt < domain::MAX_ATTEMPTS => {
-                tracing::debug!(attempt, "mutate: transient transaction error, retrying");
-                domain::backoff(attempt).await;
-            }
-            Err(e @ DomainError::Db(_)) => {
-                tracing::error!(error = %e_source(&e), mutation = %m.name, "mutate: database error");
-                return Err(AppError {
-                    message: "the database could not apply this mutation".into(),
-                    details: Some(json!({"kind": "database"})),
-                });
-            }
-            Err(e) => return Err(e.into()),
+        if !retry.again(&outcome).await {
+            break outcome;
         }
+    };
+    match outcome {
+        Ok(decided) => Ok(decided),
+        Err(e @ DomainError::Db(_)) => {
+            tracing::error!(error = %e_source(&e), mutation = %m.name, "mutate: database error");
+            Err(AppError {
+                message: "the database could not apply this mutation".into(),
+                details: Some(json!({"kind": "database"})),
+            })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -333,13 +333,13 @@ async fn attempt_once(
     caller: &Caller,
     command: &Command,
 ) -> Result<Result<Value, Stop>, DomainError> {
-    domain::begin(s).await?;
+    begin(s).await?;
     let result = async {
         match check(db, s, cg, m, caller).await? {
             Err(stop) => Ok(Err(stop)),
             Ok(Check::Done(v)) => Ok(Ok(Some(v))),
             Ok(Check::Proceed) => {
-                domain::apply(db, s, caller, command).await?;
+                apply(db, s, caller, command).await?;
                 Ok(Ok(None))
             }
         }
@@ -348,7 +348,7 @@ async fn attempt_once(
     match result {
         // The counter matched and the writes succeeded: commit them together.
         Ok(Ok(None)) => {
-            domain::commit(s).await?;
+            commit(s).await?;
             Ok(Ok(json!({})))
         }
         // alreadyProcessed / out of order: nothing to keep.
@@ -381,59 +381,69 @@ async fn record_app_error(
         result["details"] = d;
     }
     let mut session = db.client.start_session().await.map_err(database_stop)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let outcome: Result<Result<Value, Stop>, DomainError> = async {
-            domain::begin(&mut session).await?;
-            match check(db, &mut session, cg, m, caller).await? {
-                Err(stop) => {
-                    let _ = session.abort_transaction().await;
-                    return Ok(Err(stop));
-                }
-                Ok(Check::Done(v)) => {
-                    let _ = session.abort_transaction().await;
-                    return Ok(Ok(v));
-                }
-                Ok(Check::Proceed) => {}
-            }
-            let key = doc! {"clientGroupID": cg, "clientID": &m.client_id, "mutationID": Bson::Int64(m.id)};
-            let row = doc! {
-                "_id": key.clone(),
-                "clientGroupID": cg,
-                "clientID": &m.client_id,
-                "mutationID": Bson::Int64(m.id),
-                "result": json_to_bson(&result),
-                "mutation": {"name": &m.name, "args": json_to_bson(&Value::Array(m.args.clone()))},
-            };
-            let write = db
-                .mutations
-                .replace_one(doc! {"_id": key}, row)
-                .upsert(true)
-                .session(&mut session)
-                .await;
-            if let Err(e) = write {
-                let _ = session.abort_transaction().await;
-                return Err(e.into());
-            }
-            domain::commit(&mut session).await?;
-            Ok(Ok(result.clone()))
+    let mut retry = Retry::default();
+    let outcome = loop {
+        let outcome = record_attempt(db, &mut session, cg, m, caller, &result).await;
+        if !retry.again(&outcome).await {
+            break outcome;
         }
-        .await;
-        match outcome {
-            Ok(decided) => return decided,
-            Err(e) if e.is_transient() && attempt < domain::MAX_ATTEMPTS => {
-                domain::backoff(attempt).await
-            }
-            Err(e) => {
-                let _ = session.abort_transaction().await;
-                tracing::error!(error = %e_source(&e), "mutate: could not record an application error");
-                return Err(Stop::Database(
-                    "database error while recording a mutation error".into(),
-                ));
-            }
+    };
+    match outcome {
+        Ok(decided) => decided,
+        Err(e) => {
+            let _ = session.abort_transaction().await;
+            tracing::error!(error = %e_source(&e), "mutate: could not record an application error");
+            Err(Stop::Database(
+                "database error while recording a mutation error".into(),
+            ))
         }
     }
+}
+
+/// One attempt at the recording transaction: bump and check the counter, write the result row,
+/// commit. Aborts when there is nothing to record or the row write fails; a failed counter write
+/// or commit is returned as it is.
+async fn record_attempt(
+    db: &Db,
+    session: &mut ClientSession,
+    cg: &str,
+    m: &MutationIn,
+    caller: &Caller,
+    result: &Value,
+) -> Result<Result<Value, Stop>, DomainError> {
+    begin(session).await?;
+    match check(db, session, cg, m, caller).await? {
+        Err(stop) => {
+            let _ = session.abort_transaction().await;
+            return Ok(Err(stop));
+        }
+        Ok(Check::Done(v)) => {
+            let _ = session.abort_transaction().await;
+            return Ok(Ok(v));
+        }
+        Ok(Check::Proceed) => {}
+    }
+    let key = doc! {"clientGroupID": cg, "clientID": &m.client_id, "mutationID": Bson::Int64(m.id)};
+    let row = doc! {
+        "_id": key.clone(),
+        "clientGroupID": cg,
+        "clientID": &m.client_id,
+        "mutationID": Bson::Int64(m.id),
+        "result": json_to_bson(result),
+        "mutation": {"name": &m.name, "args": json_to_bson(&Value::Array(m.args.clone()))},
+    };
+    let write = db
+        .mutations
+        .replace_one(doc! {"_id": key}, row)
+        .upsert(true)
+        .session(&mut *session)
+        .await;
+    if let Err(e) = write {
+        let _ = session.abort_transaction().await;
+        return Err(e.into());
+    }
+    commit(session).await?;
+    Ok(Ok(result.clone()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::db::Db;
-use crate::domain::{self, Access, DomainError};
+use crate::domain::access::{Access, read_access};
+use crate::domain::error::DomainError;
+use crate::domain::validation::validate_id;
 use crate::state::AppState;
 use crate::zero::ast::{Ast, Condition, CorrelatedSubquery, Dir, Op};
 use crate::zero::auth::authenticate;
@@ -117,7 +119,7 @@ fn table_for(name: &str, room_type: &str) -> Result<&'static str, QueryError> {
 }
 
 fn check_id(name: &str, field: &str, id: &str) -> Result<(), QueryError> {
-    domain::validate_id(field, id).map_err(|e| invalid(name, e))
+    validate_id(field, id).map_err(|e| invalid(name, e))
 }
 
 fn parse_limit(name: &str, limit: Option<Value>) -> Result<u64, QueryError> {
@@ -199,7 +201,7 @@ pub async fn transform(
                     Ast::table("users"),
                 ));
             }
-            match domain::read_access(db, user_id, &a.room_id).await? {
+            match read_access(db, user_id, &a.room_id).await? {
                 Access::Public => Ok(ast),
                 // Members, and a room that does not exist yet (created optimistically, its
                 // mutation still on its way): readable while a membership row exists.
