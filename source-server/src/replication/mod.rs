@@ -4,9 +4,11 @@
 //! - `initial_sync`: the snapshot transaction of a connection without `lastWatermark`;
 //! - `transactions`: streaming after a resume point; change events are grouped by MongoDB
 //!   transaction and coalesced into Zero transactions;
-//! - `row_changes`: one change event → the data messages of every table its collection feeds.
+//! - `row_changes`: one change event → the data messages of every table its collection feeds;
+//! - `reset`: every reason to answer `reset-required` instead.
 
 pub mod initial_sync;
+pub mod reset;
 pub mod row_changes;
 pub mod session;
 pub mod transactions;

@@ -1,9 +1,10 @@
 //! One zero-cache connection on `/changes/v0/stream`, from its query parameters to its close.
 //!
 //! Without `lastWatermark` the connection is an initial sync (`initial_sync`); with it, a resume
-//! that is first checked against the replica registry, then streams (`transactions`). Each
-//! connection is independent (zero-cache may open a new one while an old one is still draining)
-//! and keeps no state beyond its own lifetime.
+//! that is first checked against the replica registry, then streams (`transactions`). Whatever
+//! asks for a rebuild ends the connection with `reset-required` and its [`ResetReason`], counted
+//! by its label. Each connection is independent (zero-cache may open a new one while an old one
+//! is still draining) and keeps no state beyond its own lifetime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +18,8 @@ use tracing::{debug, info, warn};
 use crate::connection_status::ConnectionStatus;
 use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
 use crate::mongo::cluster_time::ClusterTime;
-use crate::mongo::replica_registry::Verdict;
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
+use crate::replication::reset::ResetReason;
 use crate::replication::transactions::{StreamEnd, Streamer, log_end};
 use crate::server_state::ServerState;
 use crate::zero::catalog::{Catalog, Shard};
@@ -106,9 +107,11 @@ pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: A
             let _ = tokio::time::timeout(Duration::from_secs(60), closed_rx.wait_for(|c| *c)).await;
         }
         Outcome::Reset(reason) => {
-            state.metrics.reset(reason_label(&reason));
+            state.metrics.reset(reason.metric_label());
             warn!(reason = %reason, "sending reset-required");
-            let _ = down.feed(messages::reset_required(&reason)).await;
+            let _ = down
+                .feed(messages::reset_required(&reason.to_string()))
+                .await;
             let _ = down.flush().await;
             close(&mut down, 1000, "reset required").await;
         }
@@ -124,7 +127,7 @@ pub async fn serve_connection(socket: WebSocket, params: ConnectParams, state: A
 
 enum Outcome {
     InitialSyncDone,
-    Reset(String),
+    Reset(ResetReason),
     Closed,
     Failed(String),
 }
@@ -157,32 +160,26 @@ async fn run<D: Downstream>(
 
     let resume_at = match ClusterTime::from_watermark(last_watermark) {
         Ok(t) => t,
-        Err(e) => return Outcome::Reset(format!("lastWatermark is not one of ours ({e})")),
+        Err(e) => return Outcome::Reset(ResetReason::ForeignWatermark(e)),
     };
     let Some(replica_version) = params.replica_version.as_deref() else {
-        return Outcome::Reset("resume without a replicaVersion".into());
+        return Outcome::Reset(ResetReason::NoReplicaVersion);
     };
     match state
         .registry
         .check(replica_version, state.config_hash(), shard)
         .await
     {
-        Ok(Verdict::Known) => {}
-        Ok(Verdict::Unknown) => {
-            return Outcome::Reset(format!("unknown replicaVersion {replica_version}"));
-        }
-        Ok(Verdict::ConfigChanged) => {
-            return Outcome::Reset(format!(
-                "the schema, table mappings or permissions changed since replica {replica_version} was built"
-            ));
-        }
-        Ok(Verdict::OtherShard) => {
-            return Outcome::Reset(format!(
-                "replica {replica_version} was built for another app or shard"
-            ));
+        Ok(verdict) => {
+            if let Some(reason) = ResetReason::from_verdict(verdict, replica_version) {
+                return Outcome::Reset(reason);
+            }
         }
         Err(e) => return Outcome::Failed(format!("replica registry unavailable: {e}")),
     }
+    let history_lost = || ResetReason::HistoryLost {
+        resume_point: last_watermark.to_string(),
+    };
 
     let collections = catalog.collections();
     let cursor = match ChangeCursor::open(
@@ -196,11 +193,7 @@ async fn run<D: Downstream>(
     .await
     {
         Ok(c) => c,
-        Err(ChangeError::HistoryLost) => {
-            return Outcome::Reset(format!(
-                "resume point {last_watermark} is no longer in the MongoDB oplog"
-            ));
-        }
+        Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let end = Streamer::new(
@@ -218,24 +211,8 @@ async fn run<D: Downstream>(
     match end {
         StreamEnd::Closed => Outcome::Closed,
         StreamEnd::ResetRequired(why) => Outcome::Reset(why),
-        StreamEnd::Failed(ChangeError::HistoryLost) => Outcome::Reset(format!(
-            "resume point {last_watermark} is no longer in the MongoDB oplog"
-        )),
+        StreamEnd::Failed(ChangeError::HistoryLost) => Outcome::Reset(history_lost()),
         StreamEnd::Failed(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
-fn reason_label(reason: &str) -> &'static str {
-    if reason.contains("unknown replicaVersion") {
-        "unknown-replica"
-    } else if reason.contains("changed since") {
-        "config-changed"
-    } else if reason.contains("oplog") {
-        "history-lost"
-    } else if reason.contains("MongoDB reported") {
-        "collection-invalidated"
-    } else {
-        "other"
     }
 }
 

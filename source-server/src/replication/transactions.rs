@@ -23,7 +23,7 @@
 //!   post-batch resume time (everything before it is final) moves zero-cache's resume point, so
 //!   that an idle collection does not fall off the oplog;
 //! - a drop, rename or invalidate of a mapped collection (or of the database) ends the stream
-//!   with `reset-required`, after committing what came before it.
+//!   with a [`ResetReason`], after committing what came before it.
 //!
 //! The data messages of each event come from `row_changes`.
 
@@ -37,6 +37,7 @@ use crate::metrics::Metrics;
 use crate::mongo::change_event::{ChangeEvent, GroupId, Operation};
 use crate::mongo::change_stream::{Batch, ChangeCursor, ChangeError};
 use crate::mongo::cluster_time::ClusterTime;
+use crate::replication::reset::ResetReason;
 use crate::replication::row_changes::event_changes;
 use crate::zero::catalog::Catalog;
 use crate::zero::downstream::{Downstream, DownstreamClosed};
@@ -46,7 +47,7 @@ use crate::zero::messages;
 #[derive(Debug)]
 pub enum StreamEnd {
     Closed,
-    ResetRequired(String),
+    ResetRequired(ResetReason),
     Failed(ChangeError),
 }
 
@@ -176,10 +177,12 @@ impl<'a, D: Downstream> Streamer<'a, D> {
                 if mapped {
                     self.close_open().await?;
                     self.flush_pending().await?;
-                    let what = event.collection.as_deref().unwrap_or("the database");
-                    return Err(StreamEnd::ResetRequired(format!(
-                        "MongoDB reported `{op}` for {what}; the replica must be rebuilt"
-                    )));
+                    return Err(StreamEnd::ResetRequired(
+                        ResetReason::CollectionInvalidated {
+                            operation: op.clone(),
+                            collection: event.collection.clone(),
+                        },
+                    ));
                 }
                 continue;
             }
@@ -608,6 +611,17 @@ mod tests {
         )
         .await;
         assert!(matches!(end, Err(StreamEnd::ResetRequired(_))));
+        let Err(StreamEnd::ResetRequired(reason)) = end else {
+            unreachable!()
+        };
+        assert_eq!(
+            reason,
+            ResetReason::CollectionInvalidated {
+                operation: "drop".into(),
+                collection: Some("items".into()),
+            }
+        );
+        assert_eq!(reason.metric_label(), "collection-invalidated");
         assert_eq!(
             transactions(&rec).len(),
             1,
