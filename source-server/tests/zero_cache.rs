@@ -2,6 +2,10 @@
 //! plus a real Zero client. The replica that zero-cache builds must equal MongoDB after an
 //! initial sync with concurrent writes, live changes, a zero-cache restart, a kill -9 of the
 //! source, and a reset-required.
+//!
+//! Starting these services costs seconds, so one test function starts them once and runs the
+//! scenario as named cases. They run in order on one replica: each case's faults are applied to
+//! the state the earlier ones left, and every case after the first needs its zero-cache.
 
 mod common;
 
@@ -12,6 +16,7 @@ use anyhow::Context;
 use bson::doc;
 use common::*;
 use serde_json::Value;
+use zerostack_harness::cases::Cases;
 use zerostack_harness::{
     Mongo, Postgres, ZeroCache, ZeroCacheOptions, ZeroClientWait, service_temp_dir,
     zero_client_wait,
@@ -211,100 +216,136 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
         change_db: pg.url("zero_cdc"),
         ..Default::default()
     };
-    // Writes during the initial sync.
-    let writer = tokio::spawn(insert_messages(
-        db.clone(),
-        "during-sync-",
-        200,
-        Duration::from_millis(5),
-    ));
-    let mut zero = ZeroCache::start_in(dir.path().join("zero"), opts)
-        .await
-        .context("first start of zero-cache")?;
-    writer.await??;
-    converge(&zero, &db, "initial sync with concurrent writes").await?;
-
-    // Live changes, including a discriminator change and a delete.
     let rooms = db.collection::<bson::Document>("rooms");
-    rooms
-        .update_one(
-            doc! {"_id": "c2"},
-            doc! {"$set": {"t": "p", "name": "random, now private"}},
+    // Started by the first case; every later case works on it.
+    let mut zero: Option<ZeroCache> = None;
+    let needs_zero = "needs the zero-cache of the initial sync case";
+    let mut cases = Cases::new("zero-cache");
+
+    cases
+        .run("an initial sync with concurrent writes converges", async {
+            let writer = tokio::spawn(insert_messages(
+                db.clone(),
+                "during-sync-",
+                200,
+                Duration::from_millis(5),
+            ));
+            let started = ZeroCache::start_in(dir.path().join("zero"), opts)
+                .await
+                .context("first start of zero-cache")?;
+            let zero = zero.insert(started);
+            writer.await??;
+            converge(zero, &db, "initial sync with concurrent writes").await
+        })
+        .await;
+
+    cases
+        .run(
+            "live changes converge: a discriminator change, a delete, an insert",
+            async {
+                let zero = zero.as_ref().context(needs_zero)?;
+                rooms
+                    .update_one(
+                        doc! {"_id": "c2"},
+                        doc! {"$set": {"t": "p", "name": "random, now private"}},
+                    )
+                    .await?;
+                db.collection::<bson::Document>("messages")
+                    .delete_one(doc! {"_id": "s5"})
+                    .await?;
+                rooms
+                    .insert_one(doc! {"_id": "c3", "t": "c", "name": "fresh"})
+                    .await?;
+                converge(zero, &db, "live changes").await
+            },
         )
-        .await?;
-    db.collection::<bson::Document>("messages")
-        .delete_one(doc! {"_id": "s5"})
-        .await?;
-    rooms
-        .insert_one(doc! {"_id": "c3", "t": "c", "name": "fresh"})
-        .await?;
-    converge(&zero, &db, "live changes").await?;
+        .await;
 
-    // A real Zero client sees a live change.
-    let schema = fixtures().join("schema.json");
-    let wait = ZeroClientWait::new(zero.url(), schema, "channels")
-        .until(serde_json::json!({"_id": "hello", "name": "hello, zero"}))
-        .timeout(Duration::from_secs(60));
-    let watcher = tokio::spawn(async move { zero_client_wait(&wait).await });
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    rooms
-        .insert_one(doc! {"_id": "hello", "t": "c", "name": "hello, zero"})
-        .await?;
-    watcher.await??;
+    cases
+        .run("a real Zero client sees a live change", async {
+            let zero = zero.as_ref().context(needs_zero)?;
+            let schema = fixtures().join("schema.json");
+            let wait = ZeroClientWait::new(zero.url(), schema, "channels")
+                .until(serde_json::json!({"_id": "hello", "name": "hello, zero"}))
+                .timeout(Duration::from_secs(60));
+            let watcher = tokio::spawn(async move { zero_client_wait(&wait).await });
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            rooms
+                .insert_one(doc! {"_id": "hello", "t": "c", "name": "hello, zero"})
+                .await?;
+            watcher.await??;
+            Ok(())
+        })
+        .await;
 
-    // Restart zero-cache mid-stream.
-    let writer = tokio::spawn(insert_messages(
-        db.clone(),
-        "zc-restart-",
-        300,
-        Duration::from_millis(3),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    zero.restart()
-        .await
-        .context("restarting zero-cache mid-stream")?;
-    writer.await??;
-    converge(&zero, &db, "zero-cache restart mid-stream").await?;
+    cases
+        .run("a zero-cache restart mid-stream loses nothing", async {
+            let zero = zero.as_mut().context(needs_zero)?;
+            let writer = tokio::spawn(insert_messages(
+                db.clone(),
+                "zc-restart-",
+                300,
+                Duration::from_millis(3),
+            ));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            zero.restart()
+                .await
+                .context("restarting zero-cache mid-stream")?;
+            writer.await??;
+            converge(zero, &db, "zero-cache restart mid-stream").await
+        })
+        .await;
 
-    // kill -9 the source mid-stream, start it again.
-    let writer = tokio::spawn(insert_messages(
-        db.clone(),
-        "src-kill-",
-        300,
-        Duration::from_millis(3),
-    ));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    source.kill9_and_restart().await?;
-    writer.await??;
-    converge(&zero, &db, "source kill -9 mid-stream").await?;
+    cases
+        .run("a kill -9 of the source mid-stream loses nothing", async {
+            let zero = zero.as_ref().context(needs_zero)?;
+            let writer = tokio::spawn(insert_messages(
+                db.clone(),
+                "src-kill-",
+                300,
+                Duration::from_millis(3),
+            ));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            source.kill9_and_restart().await?;
+            writer.await??;
+            converge(zero, &db, "source kill -9 mid-stream").await
+        })
+        .await;
 
     // The replica registry forgets this replica: on its next resume the source answers
     // reset-required, zero-cache exits (code 14), and once restarted it syncs again.
-    db.collection::<bson::Document>("zerostack_replicas")
-        .delete_many(doc! {})
-        .await?;
-    zero.stop().await?;
-    zero.start_again().await.ok();
-    let code = zero.wait_exit(Duration::from_secs(60)).await?;
-    assert_eq!(
-        code,
-        Some(14),
-        "zero-cache exits 14 after reset-required:\n{}",
-        zero.log_tail(20)
-    );
-    zero.start_again()
-        .await
-        .context("starting zero-cache after its reset exit")?;
-    db.collection::<bson::Document>("messages")
-        .insert_one(doc! {"_id": "after-reset", "roomId": "c1", "text": "after reset"})
-        .await?;
-    converge(&zero, &db, "re-sync after reset-required").await?;
-    let status = source.get_json("/metadata/status").await?;
-    assert!(
-        status["connections"]
-            .as_array()
-            .is_some_and(|c| !c.is_empty()),
-        "{status}"
-    );
-    Ok(())
+    cases
+        .run("a forgotten replica is reset and synced again", async {
+            let zero = zero.as_mut().context(needs_zero)?;
+            db.collection::<bson::Document>("zerostack_replicas")
+                .delete_many(doc! {})
+                .await?;
+            zero.stop().await?;
+            zero.start_again().await.ok();
+            let code = zero.wait_exit(Duration::from_secs(60)).await?;
+            assert_eq!(
+                code,
+                Some(14),
+                "zero-cache exits 14 after reset-required:\n{}",
+                zero.log_tail(20)
+            );
+            zero.start_again()
+                .await
+                .context("starting zero-cache after its reset exit")?;
+            db.collection::<bson::Document>("messages")
+                .insert_one(doc! {"_id": "after-reset", "roomId": "c1", "text": "after reset"})
+                .await?;
+            converge(zero, &db, "re-sync after reset-required").await?;
+            let status = source.get_json("/metadata/status").await?;
+            assert!(
+                status["connections"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty()),
+                "{status}"
+            );
+            Ok(())
+        })
+        .await;
+
+    cases.finish()
 }
