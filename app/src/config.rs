@@ -1,11 +1,178 @@
-//! Runtime configuration of the ZRocket server, read from the environment.
+//! The settings of `zrocket`: its command line, read by clap from flags or the environment, and
+//! the validated settings each command runs with.
 //!
-//! One place decides which variables exist, their defaults, and which are required, so the
-//! rest of the code receives a validated `Config`. Its `Debug` output redacts the secrets and
-//! the MongoDB URI (which may carry credentials), so it is safe to log.
+//! Every variable is named in `zerostack_spec::env::app`, the names the operator's Deployments
+//! set, so `zrocket --help` and `zrocket serve --help` list exactly what an operator can set.
+//! clap only collects the values; they are checked here afterwards, for two reasons: clap's own
+//! invalid-value errors quote the value, and a secret or a MongoDB URI (which may carry
+//! credentials) must never be echoed; and a variable that is set but blank counts as unset.
+//! Secrets are [`Secret`]s, whose `Debug` output is redacted, so the raw arguments and the
+//! validated settings are both safe to log.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use zerostack_spec::env::app as env;
+
+pub const DEFAULT_PORT: u16 = 8011;
+pub const DEFAULT_PUBLIC_ZERO_URL: &str = "http://localhost:4848";
+pub const DEFAULT_WEB_DIR: &str = "app/web/dist";
+pub const DEFAULT_DATABASE: &str = "zrocket";
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// An HMAC key shorter than this is too easy to guess.
+pub const MIN_SECRET_LEN: usize = 16;
+/// Lifetime of the tokens the dev login issues.
+pub const TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// `zrocket [serve|export|seed]`; `serve` when no command is given.
+#[derive(Debug, Parser)]
+#[command(
+    name = "zrocket",
+    version,
+    about = "ZRocket: a chat app on Zero and MongoDB",
+    long_about = "ZRocket: a chat app on Zero and MongoDB. Without a command it serves, with the \
+settings below. Every setting can be given as a flag or as the environment variable shown.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s settings, used when no command is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Cli {
+    /// The command to run: `serve` with the top-level settings when none was given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API, the Zero endpoints and the UI (the default).
+    Serve(ServeArgs),
+    /// Write schema.json, table-mappings.json and permissions.json into a directory.
+    Export {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Insert the demo data (idempotent, never destructive).
+    Seed(MongoArgs),
+}
+
+/// Where the app's data lives (`serve` and `seed`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct MongoArgs {
+    /// MongoDB connection string; must reach a replica set (mutations run in transactions).
+    /// Required.
+    #[arg(long, env = env::MONGODB_URI, hide_env_values = true)]
+    pub mongodb_uri: Option<Secret>,
+    /// Database of the app's collections (default: the URI's database, else zrocket).
+    #[arg(long, env = env::MONGODB_DATABASE)]
+    pub mongodb_database: Option<String>,
+}
+
+/// What `zrocket serve` is given.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub mongodb: MongoArgs,
+    /// Port to listen on (default 8011).
+    #[arg(long, env = env::PORT)]
+    pub port: Option<String>,
+    /// HMAC key of the login tokens, at least 16 bytes. Required.
+    #[arg(long, env = env::AUTH_SECRET, hide_env_values = true)]
+    pub auth_secret: Option<Secret>,
+    /// The zero-cache URL browsers use (default http://localhost:4848).
+    #[arg(long, env = env::PUBLIC_ZERO_URL)]
+    pub public_zero_url: Option<String>,
+    /// When set, the mutate and query endpoints require it as X-Api-Key.
+    #[arg(long, env = env::ZERO_API_KEY, hide_env_values = true)]
+    pub zero_api_key: Option<Secret>,
+    /// Folder of the built web UI (default app/web/dist).
+    #[arg(long, env = env::WEB_DIR)]
+    pub web_dir: Option<String>,
+}
+
+/// How every command logs.
+#[derive(Clone, Debug, Default, Args)]
+pub struct LogArgs {
+    /// Log level or tracing filter, e.g. debug or zrocket=debug,info (default info).
+    #[arg(long, env = env::LOG_LEVEL, global = true)]
+    pub log_level: Option<String>,
+    /// Log format: text or json (default text).
+    #[arg(long, env = env::LOG_FORMAT, global = true)]
+    pub log_format: Option<String>,
+}
+
+/// A setting that must not reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// clap builds a [`Secret`] through this.
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+/// A configuration problem, naming the variable at fault and never quoting a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {problem}")]
+    Invalid { name: &'static str, problem: String },
+    #[error("LOG_LEVEL {level:?} is invalid: {problem}")]
+    LogLevel { level: String, problem: String },
+    #[error("LOG_FORMAT must be \"text\" or \"json\", got {0:?}")]
+    LogFormat(String),
+}
+
+/// The validated MongoDB settings.
+#[derive(Clone, Debug)]
+pub struct MongoSettings {
+    pub uri: Secret,
+    /// `None` means "the URI's database, else `zrocket`".
+    pub database: Option<String>,
+}
+
+/// Everything `zrocket serve` runs with, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: u16,
+    pub mongodb: MongoSettings,
+    pub auth_secret: Secret,
+    pub public_zero_url: String,
+    pub zero_api_key: Option<Secret>,
+    pub web_dir: PathBuf,
+    /// Lifetime of issued tokens, in seconds.
+    pub token_ttl_secs: u64,
+}
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,181 +181,268 @@ pub enum LogFormat {
     Json,
 }
 
-/// Everything `zrocket serve` needs.
-#[derive(Clone)]
-pub struct Config {
-    pub port: u16,
-    pub mongodb_uri: String,
-    /// `MONGODB_DATABASE`; `None` means "the URI's database, else `zrocket`".
-    pub mongodb_database: Option<String>,
-    pub auth_secret: String,
-    pub public_zero_url: String,
-    pub zero_api_key: Option<String>,
-    pub web_dir: PathBuf,
-    /// Lifetime of issued tokens, in seconds.
-    pub token_ttl_secs: u64,
+/// The validated log settings.
+#[derive(Debug)]
+pub struct LogSettings {
+    pub filter: EnvFilter,
+    pub format: LogFormat,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("port", &self.port)
-            .field("mongodb_uri", &"<redacted>")
-            .field("mongodb_database", &self.mongodb_database)
-            .field("auth_secret", &"<redacted>")
-            .field("public_zero_url", &self.public_zero_url)
-            .field(
-                "zero_api_key",
-                &self.zero_api_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("web_dir", &self.web_dir)
-            .field("token_ttl_secs", &self.token_ttl_secs)
-            .finish()
-    }
+/// A value that is set and not blank (blank counts as unset).
+fn given(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
-/// A configuration problem, naming the variable at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name} is invalid: {problem}")]
-    Invalid { name: &'static str, problem: String },
+fn given_secret(value: &Option<Secret>) -> Option<Secret> {
+    given(value.as_ref().map(Secret::expose)).map(Secret::from)
 }
 
-pub const DEFAULT_PORT: u16 = 8011;
-pub const DEFAULT_PUBLIC_ZERO_URL: &str = "http://localhost:4848";
-pub const DEFAULT_WEB_DIR: &str = "app/web/dist";
-pub const DEFAULT_DATABASE: &str = "zrocket";
-/// An HMAC key shorter than this is too easy to guess.
-pub const MIN_SECRET_LEN: usize = 16;
-
-/// Reads one variable, treating an empty value as unset.
-fn var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    lookup(name).filter(|v| !v.trim().is_empty())
+fn given_string(value: &Option<String>) -> Option<String> {
+    given(value.as_deref()).map(str::to_string)
 }
 
-/// The MongoDB part only (what `zrocket seed` needs).
-pub fn mongodb_from(
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(String, Option<String>), ConfigError> {
-    let uri = var(lookup, "MONGODB_URI").ok_or(ConfigError::Missing("MONGODB_URI"))?;
-    if !(uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://")) {
-        // Never echo the value: it may hold credentials.
-        return Err(ConfigError::Invalid {
-            name: "MONGODB_URI",
-            problem: "must start with mongodb:// or mongodb+srv://".into(),
-        });
-    }
-    Ok((uri, var(lookup, "MONGODB_DATABASE")))
-}
-
-impl Config {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let (mongodb_uri, mongodb_database) = mongodb_from(lookup)?;
-        let auth_secret = var(lookup, "AUTH_SECRET").ok_or(ConfigError::Missing("AUTH_SECRET"))?;
-        if auth_secret.len() < MIN_SECRET_LEN {
+impl MongoArgs {
+    pub fn validate(&self) -> Result<MongoSettings, ConfigError> {
+        let uri = given_secret(&self.mongodb_uri).ok_or(ConfigError::Missing(env::MONGODB_URI))?;
+        let scheme_ok =
+            uri.expose().starts_with("mongodb://") || uri.expose().starts_with("mongodb+srv://");
+        if !scheme_ok {
+            // Never echo the value: it may hold credentials.
             return Err(ConfigError::Invalid {
-                name: "AUTH_SECRET",
+                name: env::MONGODB_URI,
+                problem: "must start with mongodb:// or mongodb+srv://".into(),
+            });
+        }
+        Ok(MongoSettings {
+            uri,
+            database: given_string(&self.mongodb_database),
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Checks the settings in the order an operator would fix them: MongoDB, the secret, then
+    /// the optional ones.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mongodb = self.mongodb.validate()?;
+        let auth_secret =
+            given_secret(&self.auth_secret).ok_or(ConfigError::Missing(env::AUTH_SECRET))?;
+        if auth_secret.expose().len() < MIN_SECRET_LEN {
+            return Err(ConfigError::Invalid {
+                name: env::AUTH_SECRET,
                 problem: format!("must be at least {MIN_SECRET_LEN} bytes long"),
             });
         }
-        let port = match var(lookup, "PORT") {
+        let port = match given(self.port.as_deref()) {
             None => DEFAULT_PORT,
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Invalid {
-                name: "PORT",
+                name: env::PORT,
                 problem: format!("{p:?} is not a port number"),
             })?,
         };
-        let public_zero_url =
-            var(lookup, "PUBLIC_ZERO_URL").unwrap_or_else(|| DEFAULT_PUBLIC_ZERO_URL.to_string());
+        let public_zero_url = given_string(&self.public_zero_url)
+            .unwrap_or_else(|| DEFAULT_PUBLIC_ZERO_URL.to_string());
         if !(public_zero_url.starts_with("http://") || public_zero_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
-                name: "PUBLIC_ZERO_URL",
+                name: env::PUBLIC_ZERO_URL,
                 problem: format!("{public_zero_url:?} must start with http:// or https://"),
             });
         }
         Ok(Config {
             port,
-            mongodb_uri,
-            mongodb_database,
+            mongodb,
             auth_secret,
             public_zero_url,
-            zero_api_key: var(lookup, "ZERO_API_KEY"),
-            web_dir: var(lookup, "WEB_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_WEB_DIR)),
-            token_ttl_secs: 24 * 3600,
+            zero_api_key: given_secret(&self.zero_api_key),
+            web_dir: PathBuf::from(
+                given_string(&self.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.to_string()),
+            ),
+            token_ttl_secs: TOKEN_TTL_SECS,
         })
+    }
+}
+
+impl LogArgs {
+    /// Unset means `info` and `text`; an empty `LOG_FORMAT` is `text` too.
+    pub fn validate(&self) -> Result<LogSettings, ConfigError> {
+        let level = self.log_level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL);
+        let filter = EnvFilter::try_new(level).map_err(|e| ConfigError::LogLevel {
+            level: level.to_string(),
+            problem: e.to_string(),
+        })?;
+        let format = match self.log_format.as_deref().unwrap_or("text") {
+            "json" => LogFormat::Json,
+            "text" | "" => LogFormat::Text,
+            other => return Err(ConfigError::LogFormat(other.to_string())),
+        };
+        Ok(LogSettings { filter, format })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use clap::CommandFactory;
+    use std::path::Path;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
+    fn serve_args(uri: Option<&str>, secret: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            mongodb: MongoArgs {
+                mongodb_uri: uri.map(Secret::from),
+                mongodb_database: None,
+            },
+            auth_secret: secret.map(Secret::from),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn defaults_apply() {
-        let cfg = Config::from_lookup(&lookup(&[
-            ("MONGODB_URI", "mongodb://127.0.0.1:1/x?replicaSet=rs0"),
-            ("AUTH_SECRET", "0123456789abcdef0123"),
-        ]))
+        let cfg = serve_args(
+            Some("mongodb://127.0.0.1:1/x?replicaSet=rs0"),
+            Some("0123456789abcdef0123"),
+        )
+        .validate()
         .unwrap();
         assert_eq!(cfg.port, 8011);
         assert_eq!(cfg.public_zero_url, "http://localhost:4848");
         assert_eq!(cfg.web_dir, PathBuf::from("app/web/dist"));
         assert!(cfg.zero_api_key.is_none());
+        assert!(cfg.mongodb.database.is_none());
+        assert_eq!(cfg.token_ttl_secs, 24 * 3600);
     }
 
     #[test]
     fn missing_and_bad_values_are_named() {
-        let err = Config::from_lookup(&lookup(&[("AUTH_SECRET", "0123456789abcdef")])).unwrap_err();
+        let err = serve_args(None, Some("0123456789abcdef"))
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("MONGODB_URI"), "{err}");
-        let err = Config::from_lookup(&lookup(&[("MONGODB_URI", "mongodb://h/x")])).unwrap_err();
+        let err = serve_args(Some("mongodb://h/x"), None)
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("AUTH_SECRET"), "{err}");
-        let err = Config::from_lookup(&lookup(&[
-            ("MONGODB_URI", "mongodb://h/x"),
-            ("AUTH_SECRET", "short"),
-        ]))
-        .unwrap_err();
+        let err = serve_args(Some("mongodb://h/x"), Some("short"))
+            .validate()
+            .unwrap_err();
         assert!(err.to_string().contains("AUTH_SECRET"), "{err}");
-        let err = Config::from_lookup(&lookup(&[
-            ("MONGODB_URI", "postgres://user:pw@h/x"),
-            ("AUTH_SECRET", "0123456789abcdef"),
-        ]))
-        .unwrap_err();
+        let err = serve_args(Some("postgres://user:pw@h/x"), Some("0123456789abcdef"))
+            .validate()
+            .unwrap_err();
         assert!(
             !err.to_string().contains("pw"),
             "must not echo the URI: {err}"
+        );
+        let mut args = serve_args(Some("mongodb://h/x"), Some("0123456789abcdef"));
+        args.port = Some("eighty".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "environment variable PORT is invalid: \"eighty\" is not a port number"
+        );
+        args.port = Some(" 9000 ".into());
+        args.public_zero_url = Some("ws://z".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("PUBLIC_ZERO_URL"), "{err}");
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let mut args = serve_args(Some("mongodb://h/x"), Some("0123456789abcdef"));
+        args.port = Some("".into());
+        args.web_dir = Some("  ".into());
+        args.zero_api_key = Some(Secret::from(""));
+        args.mongodb.mongodb_database = Some("".into());
+        let cfg = args.validate().unwrap();
+        assert_eq!(cfg.port, DEFAULT_PORT);
+        assert_eq!(cfg.web_dir, PathBuf::from(DEFAULT_WEB_DIR));
+        assert!(cfg.zero_api_key.is_none());
+        assert!(cfg.mongodb.database.is_none());
+        let err = serve_args(Some(" "), Some("0123456789abcdef"))
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable MONGODB_URI is required"
         );
     }
 
     #[test]
     fn debug_redacts_secrets() {
-        let cfg = Config::from_lookup(&lookup(&[
-            ("MONGODB_URI", "mongodb://user:hunter2@h/x"),
-            ("AUTH_SECRET", "supersecretsupersecret"),
-            ("ZERO_API_KEY", "apikey-value"),
-        ]))
-        .unwrap();
-        let s = format!("{cfg:?}");
-        assert!(
-            !s.contains("hunter2") && !s.contains("supersecret") && !s.contains("apikey-value")
+        let mut args = serve_args(
+            Some("mongodb://user:hunter2@h/x"),
+            Some("supersecretsupersecret"),
         );
+        args.zero_api_key = Some("apikey-value".into());
+        let cfg = args.validate().unwrap();
+        for s in [format!("{cfg:?}"), format!("{args:?}")] {
+            assert!(
+                !s.contains("hunter2") && !s.contains("supersecret") && !s.contains("apikey-value"),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_settings_default_and_name_their_variable() {
+        let log = LogArgs::default().validate().unwrap();
+        assert_eq!(log.format, LogFormat::Text);
+        assert_eq!(log.filter.to_string(), "info");
+        let empty_format = LogArgs {
+            log_format: Some("".into()),
+            ..Default::default()
+        };
+        assert_eq!(empty_format.validate().unwrap().format, LogFormat::Text);
+        let json = LogArgs {
+            log_format: Some("json".into()),
+            ..Default::default()
+        };
+        assert_eq!(json.validate().unwrap().format, LogFormat::Json);
+        let bad = LogArgs {
+            log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "LOG_FORMAT must be \"text\" or \"json\", got \"xml\""
+        );
+        let bad = LogArgs {
+            log_level: Some("info,=[".into()),
+            ..Default::default()
+        };
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("LOG_LEVEL \"info,=[\" is invalid: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_command_means_serve_and_flags_work_everywhere() {
+        let cli = Cli::try_parse_from(["zrocket", "--port", "9001"]).unwrap();
+        match cli.into_command() {
+            Command::Serve(args) => assert_eq!(args.port.as_deref(), Some("9001")),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["zrocket", "serve", "--web-dir", "w"]).unwrap();
+        match cli.into_command() {
+            Command::Serve(args) => assert_eq!(args.web_dir.as_deref(), Some("w")),
+            other => panic!("{other:?}"),
+        }
+        // Flags before a command are `serve`'s, so a global flag goes after the command.
+        let cli = Cli::try_parse_from(["zrocket", "export", "--log-format", "json", "--out", "d"])
+            .unwrap();
+        assert_eq!(cli.log.log_format.as_deref(), Some("json"));
+        assert!(matches!(cli.into_command(), Command::Export { out } if out == Path::new("d")));
+        let cli = Cli::try_parse_from(["zrocket", "seed", "--mongodb-database", "db"]).unwrap();
+        match cli.into_command() {
+            Command::Seed(args) => assert_eq!(args.mongodb_database.as_deref(), Some("db")),
+            other => panic!("{other:?}"),
+        }
     }
 }

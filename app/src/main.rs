@@ -1,50 +1,22 @@
-//! The `zrocket` command line: `serve` (default), `export --out DIR`, `seed`.
+//! The `zrocket` binary: `serve` (the default), `export --out DIR`, `seed`.
+//!
+//! A thin shell over the library: `config::Cli` reads the command line and the environment,
+//! the settings are validated, logging is set up, and the command runs. Any error ends the
+//! process with one line naming its cause chain.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use zrocket::config::{self, Config};
+use clap::Parser;
+use zrocket::config::{Cli, Command, Config, MongoSettings};
 use zrocket::db::Db;
+use zrocket::logging::init_logging;
 use zrocket::{AppState, zero::schema};
-
-#[derive(Parser)]
-#[command(
-    name = "zrocket",
-    version,
-    about = "ZRocket: a chat app on Zero and MongoDB"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the API, the Zero endpoints and the UI (the default).
-    Serve,
-    /// Write schema.json, table-mappings.json and permissions.json into a directory.
-    Export {
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
-    /// Insert the demo data (idempotent, never destructive).
-    Seed,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match zrocket::init_logging() {
-        Err(e) => Err(e),
-        Ok(()) => match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve().await,
-            Command::Export { out } => export(&out),
-            Command::Seed => seed().await,
-        },
-    };
-    match result {
+    match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line with the cause chain; never a backtrace full of noise.
@@ -54,10 +26,22 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.log.validate()?);
+    match cli.into_command() {
+        Command::Serve(args) => serve(args.validate()?).await,
+        Command::Export { out } => export(&out),
+        Command::Seed(args) => seed(args.validate()?).await,
+    }
+}
+
+async fn connect(mongodb: &MongoSettings) -> anyhow::Result<Db> {
+    Db::connect(mongodb.uri.expose(), mongodb.database.as_deref()).await
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(?config, "starting zrocket");
-    let db = Db::connect(&config.mongodb_uri, config.mongodb_database.as_deref()).await?;
+    let db = connect(&config.mongodb).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
         .with_context(|| format!("cannot listen on port {}", config.port))?;
@@ -94,9 +78,8 @@ fn export(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn seed() -> anyhow::Result<()> {
-    let (uri, database) = config::mongodb_from(&|k| std::env::var(k).ok())?;
-    let db = Db::connect(&uri, database.as_deref()).await?;
+async fn seed(mongodb: MongoSettings) -> anyhow::Result<()> {
+    let db = connect(&mongodb).await?;
     db.ensure_schema().await?;
     let report = zrocket::seed::run(&db).await?;
     println!("{}", serde_json::to_string(&report)?);

@@ -21,7 +21,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: Db, config: Config) -> AppState {
-        let keys = Keys::new(&config.auth_secret, config.token_ttl_secs);
+        let keys = Keys::new(config.auth_secret.expose(), config.token_ttl_secs);
         AppState {
             db,
             config: Arc::new(config),

@@ -155,11 +155,15 @@ async fn http_exports_match_the_files() {
     let db = zrocket::db::Db::connect("mongodb://127.0.0.1:9/?replicaSet=rs0", None)
         .await
         .unwrap();
-    let config = zrocket::config::Config::from_lookup(&|k| match k {
-        "MONGODB_URI" => Some("mongodb://127.0.0.1:9/".into()),
-        "AUTH_SECRET" => Some("export-test-secret-0123".into()),
-        _ => None,
-    })
+    let config = zrocket::config::ServeArgs {
+        mongodb: zrocket::config::MongoArgs {
+            mongodb_uri: Some("mongodb://127.0.0.1:9/".into()),
+            mongodb_database: None,
+        },
+        auth_secret: Some("export-test-secret-0123".into()),
+        ..Default::default()
+    }
+    .validate()
     .unwrap();
     let state = zrocket::AppState::new(db, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -19,7 +19,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, A
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if !constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
             return Err(ApiError::unauthorized("missing or wrong X-Api-Key header"));
         }
     }

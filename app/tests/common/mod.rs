@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use zerostack_harness::Mongo;
 use zerostack_harness::http::StatusCode;
 use zrocket::AppState;
-use zrocket::config::Config;
+use zrocket::config::{Config, MongoSettings, Secret};
 use zrocket::db::Db;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
@@ -39,11 +39,13 @@ impl TestApp {
         let web = tempfile::tempdir().expect("temp dir");
         let config = Config {
             port: 0,
-            mongodb_uri: mongo.uri(),
-            mongodb_database: Some("zrocket_test".into()),
+            mongodb: MongoSettings {
+                uri: mongo.uri().into(),
+                database: Some("zrocket_test".into()),
+            },
             auth_secret: SECRET.into(),
             public_zero_url: "http://127.0.0.1:4848".into(),
-            zero_api_key: api_key.map(str::to_string),
+            zero_api_key: api_key.map(Secret::from),
             web_dir: web.path().to_path_buf(),
             token_ttl_secs: 3600,
         };
