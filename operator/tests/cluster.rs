@@ -59,15 +59,25 @@ async fn cluster_suite() {
         .await
         .expect("kubeconfig usable");
     let client = Client::try_from(config).expect("client");
+    // The CRD as the Rust types define it, unless one is installed (by the chart, say: then it is
+    // left alone); when this suite installs it, it removes it again, so a later `helm install`
+    // of the chart finds the cluster as it was.
     let ssa = PatchParams::apply("zerostack-cluster-test").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "zerostacks.zerostack.dev",
-        &ssa,
-        &Patch::Apply(zerostack_operator::crd::crd()),
-    )
-    .await
-    .expect("CRD applied");
+    let crd_was_there = crds
+        .get_opt("zerostacks.zerostack.dev")
+        .await
+        .expect("reading CRDs")
+        .is_some();
+    if !crd_was_there {
+        crds.patch(
+            "zerostacks.zerostack.dev",
+            &ssa,
+            &Patch::Apply(zerostack_operator::crd::crd()),
+        )
+        .await
+        .expect("CRD applied");
+    }
     eventually("CRD established", || {
         let crds = crds.clone();
         async move {
@@ -98,6 +108,11 @@ async fn cluster_suite() {
     let _ = namespaces
         .delete(&ns_name, &DeleteParams::background())
         .await;
+    if !crd_was_there {
+        let _ = crds
+            .delete("zerostacks.zerostack.dev", &DeleteParams::background())
+            .await;
+    }
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
