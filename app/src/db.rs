@@ -1,4 +1,5 @@
-//! The MongoDB side of ZRocket: the collections, their document shapes, and start-up setup.
+//! The MongoDB side of ZRocket: the collections, their document shapes, start-up setup, and
+//! the conversion of documents to the JSON the API returns.
 //!
 //! Collections and indexes are created here at start-up because MongoDB transactions should
 //! not create collections (the mutate endpoint writes everything inside transactions). The
@@ -10,14 +11,15 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use zerostack_spec::bookkeeping::{self, field};
 
 pub const USERS: &str = "users";
 pub const ROOMS: &str = "rooms";
 pub const MESSAGES: &str = "messages";
 pub const SUBSCRIPTIONS: &str = "subscriptions";
 /// Zero's bookkeeping collections, as the change source publishes them.
-pub const CLIENTS: &str = zerostack_spec::bookkeeping::CLIENTS_COLLECTION;
-pub const MUTATIONS: &str = zerostack_spec::bookkeeping::MUTATIONS_COLLECTION;
+pub const CLIENTS: &str = bookkeeping::CLIENTS_COLLECTION;
+pub const MUTATIONS: &str = bookkeeping::MUTATIONS_COLLECTION;
 
 /// `users` documents.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -158,8 +160,8 @@ pub struct Subscription {
 /// The message type of user-written messages.
 pub const USER_MESSAGE_TYPE: &str = "USER";
 
-/// Every system message type; each appears exactly once (the old app listed some twice and
-/// missed the `ROOM_*` ones, so those messages reached no table).
+/// Every system message type, each once: the `systemMessages` table publishes exactly these, so
+/// a type written but missing here would reach no Zero table.
 pub const SYSTEM_MESSAGE_TYPES: [&str; 9] = [
     "USER_JOINED",
     "USER_LEFT",
@@ -277,7 +279,7 @@ impl Db {
         self.clients
             .create_index(
                 IndexModel::builder()
-                    .keys(doc! {"clientGroupID": 1, "userID": 1})
+                    .keys(doc! {field::CLIENT_GROUP_ID: 1, field::USER_ID: 1})
                     .build(),
             )
             .await?;
@@ -285,7 +287,11 @@ impl Db {
         self.mutations
             .create_index(
                 IndexModel::builder()
-                    .keys(doc! {"clientGroupID": 1, "clientID": 1, "mutationID": 1})
+                    .keys(doc! {
+                        field::CLIENT_GROUP_ID: 1,
+                        field::CLIENT_ID: 1,
+                        field::MUTATION_ID: 1,
+                    })
                     .build(),
             )
             .await?;

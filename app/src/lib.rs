@@ -1,7 +1,8 @@
 //! ZRocket: a Rocket.Chat-like chat on Zero and MongoDB.
 //!
 //! The library holds the whole server so that the binary stays a thin CLI and the integration
-//! tests can start the real router in-process (`router` / `serve`).
+//! tests can start the real router in-process (`router` / `serve`). The business rules are in
+//! `domain`, the HTTP side in `server` (routes), `rest`, `zero` and `web`, the data in `db`.
 
 pub mod api_error;
 pub mod auth;

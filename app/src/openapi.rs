@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 description served at `/openapi.json`.
 //!
-//! Hand-written (no code generation dependency); a test checks that every route the router
-//! serves is described here, so the two cannot drift apart silently.
+//! Hand-written (no code generation dependency), so it must be kept in step with
+//! `server::router` by hand: `tests/export.rs` lists every route of the router and checks that
+//! each is described here with its method.
 
 use serde_json::{Value, json};
 
@@ -28,7 +29,7 @@ fn id_param(name: &str) -> Value {
     json!([{"name": name, "in": "path", "required": true, "schema": {"type": "string"}}])
 }
 
-/// The paths this server serves, with their methods (the router test compares against it).
+/// The paths this server serves, with their methods.
 pub fn document() -> Value {
     let text =
         json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}});

@@ -4,8 +4,7 @@
 //! with `$setOnInsert`, so existing data (including users' edits) is left alone, and a room's
 //! members and messages are only added when the room itself is new. It all runs in one
 //! transaction so a half-seeded database cannot happen. Every message's `t` is `USER` or a
-//! listed system type, so each one lands in exactly one Zero table (the old seeder's matched
-//! none).
+//! listed system type, so each one lands in exactly one Zero table.
 
 use bson::{DateTime, Document, doc};
 use mongodb::{ClientSession, Collection};
@@ -329,7 +328,7 @@ mod tests {
             assert!(d.rooms.iter().any(|r| r.room.t == t), "no room of type {t}");
         }
         for r in &d.rooms {
-            // memberIds are user ids (the old seeder stored usernames there).
+            // memberIds are user ids, not usernames.
             for m in &r.room.member_ids {
                 assert!(ids.contains(&m.as_str()), "{m}");
             }

@@ -196,18 +196,41 @@ async fn http_exports_match_the_files() {
         None,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    // The OpenAPI document describes every API route the router serves.
+    // The OpenAPI document describes every route `server::router` serves, with its method.
     let doc = get("/openapi.json").await;
-    for path in [
-        "/api/zero/mutate",
-        "/api/zero/query",
-        "/api/rooms/{id}/messages",
-        "/api/seed",
-        "/api/auth/login",
-    ] {
+    let routes: [(&str, &str); 23] = [
+        ("get", "/health"),
+        ("get", "/openapi.json"),
+        ("get", "/api/config"),
+        ("get", "/api/auth/users"),
+        ("post", "/api/auth/login"),
+        ("get", "/api/auth/session"),
+        ("post", "/api/auth/logout"),
+        ("get", "/api/users/me"),
+        ("get", "/api/users"),
+        ("get", "/api/rooms"),
+        ("post", "/api/rooms"),
+        ("post", "/api/rooms/{id}/join"),
+        ("post", "/api/rooms/{id}/leave"),
+        ("post", "/api/rooms/{id}/invite"),
+        ("get", "/api/rooms/{id}/messages"),
+        ("post", "/api/rooms/{id}/messages"),
+        ("patch", "/api/messages/{id}"),
+        ("delete", "/api/messages/{id}"),
+        ("post", "/api/seed"),
+        ("get", "/api/schema/export"),
+        ("get", "/api/schema/table-mappings"),
+        ("post", "/api/zero/mutate"),
+        ("post", "/api/zero/query"),
+    ];
+    for (method, path) in routes {
         assert!(
             doc["paths"].get(path).is_some(),
             "{path} missing from /openapi.json"
+        );
+        assert!(
+            doc["paths"][path].get(method).is_some(),
+            "{method} {path} missing from /openapi.json"
         );
     }
 }

@@ -1,8 +1,9 @@
-//! A small typed builder for Zero's query AST (the wire format of `zero-protocol/src/ast.ts`).
+//! A small typed builder for Zero's query AST, the JSON the query endpoint answers with (its
+//! format is defined by Zero, in `packages/zero-protocol/src/ast.ts` of zero 1.9.0).
 //!
-//! zero-cache rejects `null` for optional fields and needs an `alias` on every subquery, so
-//! the types here make those mistakes unrepresentable: optionals are skipped when absent, and
-//! a subquery can only be built with an alias. Names are server (replica) names.
+//! zero-cache rejects `null` for optional fields and needs an `alias` on every subquery, so the
+//! types skip absent optionals when serialising, and the constructor of a subquery
+//! ([`CorrelatedSubquery::new`]) takes the alias. Names are server (replica) names.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -242,7 +243,8 @@ mod tests {
 
     #[test]
     fn matches_the_reference_examples() {
-        // zero-api-server.md §3.4 "the same, with each message's sender synced".
+        // What zero 1.9.0's own query builder emits for
+        // `message.where('roomID', 'r1').orderBy('createdAt', 'desc').limit(50).related('sender')`.
         let ast = Ast::table("message")
             .filter(Condition::eq("roomID", "r1"))
             .order_by("createdAt", Dir::Desc)
@@ -261,7 +263,7 @@ mod tests {
                 "related":[{"system":"client","correlation":{"parentField":["senderID"],"childField":["id"]},
                             "subquery":{"table":"user","alias":"sender"}}]})
         );
-        // "Rooms the user is a member of".
+        // ... and for `room.whereExists('memberships', q => q.where('userID', 'u1'))`.
         let ast = Ast::table("rooms").filter(Condition::exists(CorrelatedSubquery::new(
             "id",
             "roomID",

@@ -1,21 +1,26 @@
-//! The Zero mutate endpoint (`ZERO_MUTATE_URL`): runs custom mutators in MongoDB transactions
-//! with Zero's `lastMutationID` bookkeeping.
+//! The Zero mutate endpoint, `POST /api/zero/mutate` (what zero-cache's `ZERO_MUTATE_URL` points
+//! at): runs the custom mutators of a push, each in a MongoDB transaction together with Zero's
+//! `lastMutationID` bookkeeping.
 //!
 //! zero-cache retries, batches and replays pushes, so every mutation runs in its own
-//! transaction whose first write is the `$inc` of the client's `lastMutationID`: a duplicate
-//! becomes `alreadyProcessed`, a gap stops the request with `PushFailed oooMutation`, and the
-//! data writes commit atomically with the counter. An application error rolls back and is then
-//! recorded (counter + `zero_mutations` row) in a second transaction, because the client only
-//! learns of it through that replicated row. See `reference/zero-api-server.md` §2.
+//! transaction whose first write is the `$inc` of the client's `lastMutationID` (`bookkeeping`):
+//! a duplicate becomes `alreadyProcessed`, a gap stops the request with `PushFailed
+//! oooMutation`, and the data writes commit atomically with the counter. A write conflict runs
+//! the transaction again (`domain::transaction::Retry`). An application error (a broken rule,
+//! an unknown mutator, bad arguments) rolls back and is then recorded (counter + result row) in
+//! a second transaction, because the client only learns of it through that replicated row.
+//! Before the mutations: the caller is authenticated (`zero::auth`), a client group may only be
+//! advanced by the user who created it (otherwise 403), and `pushVersion` must be 1;
+//! `_zero_cleanupResults` entries delete acknowledged results instead of running a mutator.
+//! This is the algorithm of Zero's own TypeScript server (`handleMutateRequest` in zero 1.9.0's
+//! `zero-server` package), plus the retries, which MongoDB needs under concurrency.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bson::{Bson, Document, doc};
 use mongodb::ClientSession;
-use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -26,10 +31,7 @@ use crate::domain::error::DomainError;
 use crate::domain::transaction::{Retry, apply, begin, commit};
 use crate::state::AppState;
 use crate::zero::auth::authenticate;
-use crate::zero::json_to_bson;
-
-/// The internal mutation zero-cache sends to delete acknowledged results.
-pub const CLEANUP: &str = "_zero_cleanupResults";
+use crate::zero::bookkeeping::{self, CLEANUP, MutationResult};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,14 +107,11 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
         user_id: user.id().to_string(),
     };
     // A client group belongs to the user who created it; nobody else may advance its counters.
-    match state
-        .db
-        .clients
-        .find_one(doc! {"clientGroupID": &push.client_group_id, "userID": {"$ne": &caller.user_id}})
+    match bookkeeping::owned_by_another_user(&state.db, &push.client_group_id, &caller.user_id)
         .await
     {
-        Ok(None) => {}
-        Ok(Some(_)) => {
+        Ok(false) => {}
+        Ok(true) => {
             return error_response(
                 StatusCode::FORBIDDEN,
                 "this client group belongs to another user",
@@ -127,7 +126,7 @@ pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: By
     let mut responses = Vec::new();
     for (i, m) in push.mutations.iter().enumerate() {
         if m.name == CLEANUP {
-            cleanup(&state.db, &push.client_group_id, &m.arg()).await;
+            bookkeeping::cleanup(&state.db, &push.client_group_id, &m.arg()).await;
             continue;
         }
         match process_one(&state.db, &push.client_group_id, m, &caller).await {
@@ -180,37 +179,6 @@ fn best_effort_ids(raw: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Increments and returns the client's `lastMutationID` (the first write of every mutation
-/// transaction, so concurrent duplicates conflict right away).
-async fn increment_lmid(
-    db: &Db,
-    s: &mut ClientSession,
-    client_group_id: &str,
-    client_id: &str,
-    user_id: &str,
-) -> mongodb::error::Result<i64> {
-    let row = db
-        .clients
-        .find_one_and_update(
-            doc! {"_id": {"clientGroupID": client_group_id, "clientID": client_id}},
-            doc! {
-                "$inc": {"lastMutationID": Bson::Int64(1)},
-                "$setOnInsert": {"clientGroupID": client_group_id, "clientID": client_id, "userID": user_id},
-            },
-        )
-        .upsert(true)
-        .return_document(ReturnDocument::After)
-        .session(&mut *s)
-        .await?;
-    Ok(row
-        .and_then(|r| match r.get("lastMutationID") {
-            Some(Bson::Int64(n)) => Some(*n),
-            Some(Bson::Int32(n)) => Some(i64::from(*n)),
-            _ => None,
-        })
-        .unwrap_or(1))
-}
-
 /// What the lmid check decided.
 enum Check {
     Proceed,
@@ -224,7 +192,7 @@ async fn check(
     m: &MutationIn,
     caller: &Caller,
 ) -> Result<Result<Check, Stop>, DomainError> {
-    let next = increment_lmid(db, s, cg, &m.client_id, &caller.user_id).await?;
+    let next = bookkeeping::increment_lmid(db, s, cg, &m.client_id, &caller.user_id).await?;
     Ok(if m.id < next {
         Ok(Check::Done(json!({
             "error": "alreadyProcessed",
@@ -423,76 +391,18 @@ async fn record_attempt(
         }
         Ok(Check::Proceed) => {}
     }
-    let key = doc! {"clientGroupID": cg, "clientID": &m.client_id, "mutationID": Bson::Int64(m.id)};
-    let row = doc! {
-        "_id": key.clone(),
-        "clientGroupID": cg,
-        "clientID": &m.client_id,
-        "mutationID": Bson::Int64(m.id),
-        "result": json_to_bson(result),
-        "mutation": {"name": &m.name, "args": json_to_bson(&Value::Array(m.args.clone()))},
+    let row = MutationResult {
+        client_group_id: cg,
+        client_id: &m.client_id,
+        mutation_id: m.id,
+        name: &m.name,
+        args: &m.args,
+        result,
     };
-    let write = db
-        .mutations
-        .replace_one(doc! {"_id": key}, row)
-        .upsert(true)
-        .session(&mut *session)
-        .await;
-    if let Err(e) = write {
+    if let Err(e) = bookkeeping::write_result(db, session, &row).await {
         let _ = session.abort_transaction().await;
         return Err(e.into());
     }
     commit(session).await?;
     Ok(Ok(result.clone()))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CleanupArgs {
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
-    #[serde(rename = "clientGroupID")]
-    client_group_id: String,
-    #[serde(rename = "clientID", default)]
-    client_id: Option<String>,
-    #[serde(rename = "clientIDs", default)]
-    client_ids: Vec<String>,
-    #[serde(rename = "upToMutationID", default)]
-    up_to_mutation_id: Option<i64>,
-}
-
-/// Deletes acknowledged results. Idempotent; failures are logged only (zero-cache only logs
-/// them too), and it never touches the counters or the response.
-async fn cleanup(db: &Db, push_group: &str, arg: &Value) {
-    let args: CleanupArgs = match serde_json::from_value(arg.clone()) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(error = %e, "mutate: ignoring malformed {CLEANUP}");
-            return;
-        }
-    };
-    if args.client_group_id != push_group {
-        tracing::warn!("mutate: ignoring {CLEANUP} for another client group");
-        return;
-    }
-    let filter: Document = match (
-        args.kind.as_deref(),
-        &args.client_id,
-        args.up_to_mutation_id,
-    ) {
-        (Some("bulk"), _, _) if !args.client_ids.is_empty() => {
-            doc! {"clientGroupID": push_group, "clientID": {"$in": &args.client_ids}}
-        }
-        (None | Some("single"), Some(c), Some(up)) => {
-            doc! {"clientGroupID": push_group, "clientID": c, "mutationID": {"$lte": Bson::Int64(up)}}
-        }
-        _ => {
-            tracing::warn!("mutate: ignoring {CLEANUP} with unexpected arguments");
-            return;
-        }
-    };
-    match db.mutations.delete_many(filter).await {
-        Ok(r) => tracing::debug!(deleted = r.deleted_count, "mutate: cleaned up results"),
-        Err(e) => tracing::warn!(error = %e, "mutate: cleanup failed"),
-    }
 }

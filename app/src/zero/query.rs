@@ -1,10 +1,17 @@
-//! The Zero query endpoint (`ZERO_QUERY_URL`): turns named queries `(name, args)` into ASTs.
+//! The Zero query endpoint, `POST /api/zero/query` (what zero-cache's `ZERO_QUERY_URL` points
+//! at): turns named queries `(name, args)` into ASTs for the caller.
 //!
-//! zero-cache runs the returned AST as is (no permissions apply to it), so this is the only
-//! authority over what a client syncs. Identity comes from the token; room access is checked
-//! against MongoDB at transform time, and membership is also written into the AST as an
-//! `EXISTS` over `roomMembers`, so leaving a room takes effect live, not only at the next
-//! re-transform. See `reference/zero-api-server.md` §3.
+//! zero-cache runs the returned AST as it is (the app publishes `null` permissions, and they
+//! would not apply to it anyway), so this is the only authority over what a client syncs.
+//! Identity comes from the token, never from the arguments. Rooms other than public channels
+//! are scoped by a membership `EXISTS` over `roomMembers` written into the AST, which zero-cache
+//! keeps live: leaving a room hides it at once, not only at the next re-transform. The message
+//! queries also look up the caller's access to the room at transform time
+//! (`domain::access::read_access`): a public channel the caller is not in needs no membership,
+//! a room they are not in gets an AST that matches nothing, and members (or a room whose
+//! creation has not arrived yet) get the membership `EXISTS`. An error is reported for its query
+//! alone (`error: "app"`), except a database failure, which fails the request
+//! (`TransformFailed`).
 
 use axum::Json;
 use axum::body::Bytes;

@@ -1,10 +1,11 @@
-//! ZRocket's Zero schema, table mappings and permissions: what the app exports for the source
-//! server and the operator.
+//! ZRocket's Zero schema, table mappings and permissions: what `zrocket export` writes and
+//! `GET /api/schema/*` serves, for the source server to load.
 //!
 //! The tables are described once, as data, and turned into the shared `zerostack_spec` types,
 //! so the exported files are exactly what the source server parses. Several tables read the
-//! same collection with disjoint filters (rooms by `t`, messages by `t`): every message type
-//! appears in exactly one filter, unlike the old app whose seeded messages matched none.
+//! same collection with disjoint filters (rooms by `t`, messages by `t`), and every message type
+//! appears in exactly one filter, so each message is published in exactly one table (the tests
+//! below and `tests/export.rs` check it).
 
 use serde_json::{Value, json};
 use zerostack_spec::filter::Filter;
