@@ -1,6 +1,7 @@
 //! The source server against a real MongoDB replica set, with this test playing zero-cache:
-//! initial sync content, live changes, transaction grouping, coalescing, resume from any
-//! watermark, reset-required, auth, and every message checked with Zero's own schema.
+//! initial sync content and what it reads, live changes, transaction grouping, coalescing,
+//! resume from any watermark, reset-required, auth, and every message checked with Zero's own
+//! schema.
 //!
 //! One MongoDB and one source server serve every case (nextest runs each test function in a
 //! process of its own, so they are cases of one function). The cases run in order and share
@@ -56,6 +57,8 @@ async fn seed(db: &mongodb::Database) -> anyhow::Result<ObjectId> {
 struct Shared {
     /// The initial sync's watermark: the replica version every resume names.
     w0: Option<String>,
+    /// The initial sync's data changes.
+    snapshot: Vec<Value>,
     /// The connection a later case goes on reading from.
     client: Option<ProtocolClient>,
     /// The transactions streamed after the initial sync, in order.
@@ -130,6 +133,7 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
                     .await?;
             let (w0, snap) = c.transaction(T).await?;
             shared.w0 = Some(w0);
+            shared.snapshot = snap.clone();
             for table in [
                 "users",
                 "chats",
@@ -203,6 +207,50 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
             shared.client = Some(c);
             Ok(())
         })
+        .await;
+
+    // Reads the status of the initial-sync connection, so it runs while that is still open.
+    cases
+        .run(
+            "the initial sync reads only documents some table keeps",
+            async {
+                // rooms feeds three tables, each filtered: x1 is in none of them. messages feeds
+                // one, filtered: m3 is hidden. So of the 10 documents seeded, the initial sync
+                // reads 8 (the pushed-down filter), which are exactly the 8 app rows it sent.
+                let mut progress = Value::Null;
+                for _ in 0..100 {
+                    let status = source.get_json("/metadata/status").await?;
+                    if let Some(snapshot) = status["connections"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|c| c["mode"] == "initial-sync")
+                        .map(|c| c["snapshot"].clone())
+                        && snapshot["done"] == true
+                    {
+                        progress = snapshot;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert_eq!(progress["done"], true, "initial sync progress: {progress}");
+                let app_rows = ["users", "chats", "channels", "groups", "messages"]
+                    .iter()
+                    .map(|t| changes(&shared.snapshot, "insert", t).count())
+                    .sum::<usize>();
+                assert_eq!(app_rows, 8, "the rows are those of every table's filter");
+                assert_eq!(
+                    progress["rowsDone"], 8,
+                    "documents read: those some table keeps, not all 10: {progress}"
+                );
+                let sent = ids(shared.snapshot.iter().filter(|d| d["tag"] == "insert"));
+                assert!(
+                    !sent.contains("x1") && !sent.contains("m3"),
+                    "no row of a document no table keeps: {sent:?}"
+                );
+                Ok(())
+            },
+        )
         .await;
 
     // Closes the initial-sync connection.

@@ -6,14 +6,19 @@
 //! rows, so the replica converges. (The earlier TypeScript source started its stream after the
 //! snapshot and lost those writes.) Rows are written to the socket as they are read, never
 //! buffered whole.
+//!
+//! Each collection is read with one `find`. When every table fed by the collection has a
+//! filter, the `find` asks for `$or` of those filters ([`find_filter`]), so documents that no
+//! table keeps (in a discriminated union, the other kinds) never leave MongoDB. Each document is
+//! still checked against each table's filter here, so the rows are the same either way.
 
 use std::time::{Duration, Instant};
 
-use bson::RawDocumentBuf;
+use bson::{Bson, Document, RawDocumentBuf, doc};
 use futures::TryStreamExt;
 use mongodb::Database;
 use mongodb::options::ReadConcern;
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::config::streaming::FullDocument;
 use crate::connection_status::{ConnectionStatus, SnapshotProgress};
@@ -22,7 +27,7 @@ use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::replica_registry::ReplicaRegistry;
 use crate::replication::row_changes::row_of;
-use crate::rows::Fields;
+use crate::rows::{CompiledTable, Fields};
 use crate::zero::catalog::{Catalog, Shard};
 use crate::zero::downstream::{Downstream, DownstreamClosed};
 use crate::zero::messages;
@@ -128,9 +133,15 @@ async fn copy_collection<D: Downstream>(
             .read_concern(ReadConcern::majority())
             .build(),
     );
+    // The collection's size, from its metadata: with a pushed-down filter it is an upper bound
+    // of what is read (counting the matching documents would cost MongoDB a scan of its own).
     let estimated = coll.estimated_document_count().await.unwrap_or(0);
     let tables: Vec<_> = ctx.catalog.tables_of(collection).collect();
-    let mut cursor = coll.find(bson::doc! {}).batch_size(ctx.batch_size).await?;
+    let filter = find_filter(tables.iter().map(|t| &*t.rows));
+    if !filter.is_empty() {
+        debug!(collection, filter = %filter, "initial sync reads only documents some table keeps");
+    }
+    let mut cursor = coll.find(filter).batch_size(ctx.batch_size).await?;
     let mut done = 0u64;
     let mut last_report = Instant::now();
     let report = |done: u64, finished: bool| {
@@ -171,4 +182,92 @@ async fn copy_collection<D: Downstream>(
     }
     report(done, true);
     Ok(done)
+}
+
+/// The `find` filter of a collection whose documents feed `tables`: `$or` of their filters, or
+/// `{}` (every document) when a table keeps every document, since the others' filters would
+/// then only cost MongoDB time.
+pub fn find_filter<'a>(tables: impl IntoIterator<Item = &'a CompiledTable>) -> Document {
+    let mut kept = Vec::new();
+    for table in tables {
+        match table.filter_query() {
+            Some(query) => kept.push(Bson::Document(query.clone())),
+            None => return Document::new(),
+        }
+    }
+    if kept.is_empty() {
+        return Document::new();
+    }
+    doc! {"$or": kept}
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use zerostack_spec::filter::Filter;
+    use zerostack_spec::schema::ColumnType;
+    use zerostack_spec::{ColumnSpec, TableSpec};
+
+    use super::*;
+
+    fn table(name: &str, filter: Option<serde_json::Value>) -> CompiledTable {
+        let col = |n: &str| ColumnSpec {
+            name: n.into(),
+            server_name: n.into(),
+            kind: ColumnType::String,
+            optional: n != "_id",
+        };
+        CompiledTable::compile(&TableSpec {
+            name: name.into(),
+            schema: "public".into(),
+            server_name: name.into(),
+            source: "rooms".into(),
+            filter: filter.map(|f| Filter::from_json(&f).unwrap()),
+            projection: None,
+            columns: vec![col("_id"), col("t")],
+            primary_key: vec!["_id".into()],
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_union_whose_tables_all_filter_reads_only_what_they_keep() {
+        let tables = [
+            table("chats", Some(json!({"t": {"$eq": "d"}}))),
+            table("channels", Some(json!({"t": "c"}))),
+            table(
+                "groups",
+                Some(json!({"t": {"$in": ["p"]}, "archived": {"$ne": true}})),
+            ),
+        ];
+        assert_eq!(
+            find_filter(&tables),
+            doc! {"$or": [
+                {"t": {"$eq": "d"}},
+                {"t": {"$eq": "c"}},
+                {"t": {"$in": ["p"]}, "archived": {"$ne": true}},
+            ]}
+        );
+        assert_eq!(
+            find_filter(&tables[1..2]),
+            doc! {"$or": [{"t": {"$eq": "c"}}]},
+            "one filtered table is pushed down too"
+        );
+    }
+
+    #[test]
+    fn a_table_that_keeps_every_document_means_no_pushdown() {
+        let filtered = table("channels", Some(json!({"t": "c"})));
+        assert_eq!(
+            find_filter([&filtered, &table("rooms", None)]),
+            doc! {},
+            "a table without a filter"
+        );
+        assert_eq!(
+            find_filter([&table("all", Some(json!({}))), &filtered]),
+            doc! {},
+            "a table whose filter is empty"
+        );
+        assert_eq!(find_filter([] as [&CompiledTable; 0]), doc! {});
+    }
 }

@@ -1,9 +1,11 @@
-//! Filter evaluation with MongoDB's query semantics.
+//! Filter evaluation with MongoDB's query semantics, and the same filter as a MongoDB query.
 //!
 //! A filter is compiled once (its JSON values become BSON) and then run against every changed
-//! document. The semantics follow MongoDB, because the same filter may also be given to MongoDB
-//! (initial sync) and the two must agree: dotted paths traverse arrays of sub-documents, an array
-//! field matches when any element does, `$ne`/`$nin` hold for a missing field, `{f: null}`
+//! document. It is also compiled, once, into the query document MongoDB would run
+//! ([`CompiledFilter::query`]): the initial sync pushes the filters of a collection down into its
+//! `find` (`replication::initial_sync`), then checks each document here as well. The two must
+//! agree, so the semantics follow MongoDB: dotted paths traverse arrays of sub-documents, an
+//! array field matches when any element does, `$ne`/`$nin` hold for a missing field, `{f: null}`
 //! matches a missing field, and comparisons stay within a type bracket (all numeric types
 //! compare as numbers; ObjectId with ObjectId; Date with Date).
 
@@ -45,6 +47,8 @@ impl FieldPath {
 #[derive(Debug, Clone)]
 pub struct CompiledFilter {
     clauses: Vec<CompiledClause>,
+    /// The filter as a MongoDB query document (see [`CompiledFilter::query`]).
+    query: Option<Document>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,13 @@ impl CompiledFilter {
         compile_at(filter, "filter")
     }
 
+    /// The filter as the query document MongoDB runs with the same meaning (implicit equality
+    /// is written `$eq`, which is how it is evaluated here). `None` only when a key would repeat,
+    /// which a filter read from JSON cannot do.
+    pub fn query(&self) -> Option<&Document> {
+        self.query.as_ref()
+    }
+
     pub fn matches(&self, doc: &Fields<'_>) -> bool {
         self.clauses.iter().all(|c| match c {
             CompiledClause::Field { path, ops } => {
@@ -89,6 +100,7 @@ impl CompiledFilter {
 
 fn compile_at(filter: &Filter, at: &str) -> Result<CompiledFilter, CompileError> {
     let mut clauses = Vec::with_capacity(filter.clauses.len());
+    let mut query = Some(Document::new());
     for c in &filter.clauses {
         clauses.push(match c {
             Clause::Field { path, condition } => {
@@ -97,16 +109,69 @@ fn compile_at(filter: &Filter, at: &str) -> Result<CompiledFilter, CompileError>
                     Condition::Equals(v) => vec![Op::Eq(value(v, &p)?)],
                     Condition::Operators(ops) => compile_ops(ops, &p)?,
                 };
+                add(&mut query, path, operators_query(&ops).map(Bson::Document));
                 CompiledClause::Field {
                     path: FieldPath::new(path),
                     ops,
                 }
             }
-            Clause::And(list) => CompiledClause::And(compile_list(list, &format!("{at}.$and"))?),
-            Clause::Or(list) => CompiledClause::Or(compile_list(list, &format!("{at}.$or"))?),
+            Clause::And(list) => {
+                let list = compile_list(list, &format!("{at}.$and"))?;
+                add(&mut query, "$and", queries(&list));
+                CompiledClause::And(list)
+            }
+            Clause::Or(list) => {
+                let list = compile_list(list, &format!("{at}.$or"))?;
+                add(&mut query, "$or", queries(&list));
+                CompiledClause::Or(list)
+            }
         });
     }
-    Ok(CompiledFilter { clauses })
+    Ok(CompiledFilter { clauses, query })
+}
+
+/// Adds `key: value` to a query being written. A document holds each key once, so a repeated
+/// key (or a part that could not be written) leaves no query at all rather than a wrong one.
+fn add(query: &mut Option<Document>, key: &str, value: Option<Bson>) {
+    let added = match (query.as_mut(), value) {
+        (Some(q), Some(v)) => q.insert(key, v).is_none(),
+        _ => false,
+    };
+    if !added {
+        *query = None;
+    }
+}
+
+/// The queries of `$and`/`$or` members, as an array.
+fn queries(list: &[CompiledFilter]) -> Option<Bson> {
+    list.iter()
+        .map(|f| f.query.clone().map(Bson::Document))
+        .collect::<Option<Vec<_>>>()
+        .map(Bson::Array)
+}
+
+/// `{$op: value, ..}` for the operators on one field.
+fn operators_query(ops: &[Op]) -> Option<Document> {
+    let mut query = Some(Document::new());
+    for op in ops {
+        let (name, arg) = match op {
+            Op::Eq(v) => ("$eq", v.clone()),
+            Op::Ne(v) => ("$ne", v.clone()),
+            Op::Gt(v) => ("$gt", v.clone()),
+            Op::Gte(v) => ("$gte", v.clone()),
+            Op::Lt(v) => ("$lt", v.clone()),
+            Op::Lte(v) => ("$lte", v.clone()),
+            Op::In(vs) => ("$in", Bson::Array(vs.clone())),
+            Op::Nin(vs) => ("$nin", Bson::Array(vs.clone())),
+            Op::Exists(b) => ("$exists", Bson::Boolean(*b)),
+            Op::Not(inner) => match operators_query(inner) {
+                Some(q) => ("$not", Bson::Document(q)),
+                None => return None,
+            },
+        };
+        add(&mut query, name, Some(arg));
+    }
+    query
 }
 
 fn compile_list(list: &[Filter], at: &str) -> Result<Vec<CompiledFilter>, CompileError> {
@@ -395,6 +460,49 @@ mod tests {
         assert!(!f(json!({"f": {"$gt": null}})).matches(&Fields::of(&raw(doc! {}))));
         assert!(f(json!({"f": {"$in": [null]}})).matches(&Fields::of(&raw(doc! {}))));
         assert!(f(json!({"a.b": null})).matches(&Fields::of(&raw(doc! {"a": [{"c": 1}]}))));
+    }
+
+    #[test]
+    fn each_filter_is_also_the_mongodb_query_of_the_same_meaning() {
+        let q = |v: serde_json::Value| f(v).query().cloned();
+        let oid = ObjectId::parse_str(OID).unwrap();
+        assert_eq!(
+            q(json!({"t": "c"})),
+            Some(doc! {"t": {"$eq": "c"}}),
+            "implicit equality is written as the $eq it is evaluated as"
+        );
+        assert_eq!(
+            q(json!({"t": {"$in": ["p"]}, "n": {"$gt": 1, "$lte": {"$numberLong": "10"}}})),
+            Some(doc! {"t": {"$in": ["p"]}, "n": {"$gt": 1, "$lte": 10i64}})
+        );
+        assert_eq!(
+            q(json!({"owner": {"$oid": OID}, "at": {"$gte": {"$date": "2024-05-01T12:00:00Z"}}})),
+            Some(doc! {
+                "owner": {"$eq": oid},
+                "at": {"$gte": bson::DateTime::from_millis(1_714_564_800_000)},
+            }),
+            "extended JSON becomes the BSON type it names"
+        );
+        assert_eq!(
+            q(
+                json!({"$or": [{"t": "c"}, {"t": "p", "archived": {"$ne": true}}], "n": {"$not": {"$gt": 5}}})
+            ),
+            Some(doc! {
+                "$or": [{"t": {"$eq": "c"}}, {"t": {"$eq": "p"}, "archived": {"$ne": true}}],
+                "n": {"$not": {"$gt": 5}},
+            })
+        );
+        assert_eq!(
+            q(json!({"$and": [{"f": null}, {"g": {"$exists": false, "$nin": [1, 2]}}]})),
+            Some(doc! {"$and": [{"f": {"$eq": null}}, {"g": {"$exists": false, "$nin": [1, 2]}}]})
+        );
+        assert_eq!(q(json!({})), Some(doc! {}));
+        let repeated = Filter::eq("t", "c").and(Filter::eq("t", "p"));
+        assert_eq!(
+            CompiledFilter::compile(&repeated).unwrap().query(),
+            None,
+            "a repeated key has no single query document, so none is made"
+        );
     }
 
     #[test]

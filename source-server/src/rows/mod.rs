@@ -4,10 +4,10 @@
 //! ([`CompiledTable::compile`]); then every change event only walks the document. Documents
 //! arrive as raw BSON, and only the top-level fields a filter or column reads are decoded: a
 //! change event is never turned into a whole owned `Document` (that was most of the CPU a change
-//! cost, in allocations). `row` returns
-//! every column of the table (by server name) and nothing else, converted by the declared column
-//! type; values that do not fit come back as null plus a [`Coercion`], for the caller to log and
-//! count without dropping the row.
+//! cost, in allocations). `row` returns every column of the table (by server name) and nothing
+//! else, converted by the declared column type; values that do not fit come back as null plus a
+//! [`Coercion`], for the caller to log and count without dropping the row. A table's filter is
+//! also available as a MongoDB query ([`CompiledTable::filter_query`]) for the initial sync.
 
 pub mod fields;
 pub mod filter;
@@ -103,6 +103,15 @@ impl CompiledTable {
 
     pub fn spec(&self) -> &TableSpec {
         &self.spec
+    }
+
+    /// The documents this table keeps, as a MongoDB query; `None` when it keeps every document
+    /// (no filter, or an empty one) or its filter has no query (see [`CompiledFilter::query`]).
+    pub fn filter_query(&self) -> Option<&bson::Document> {
+        self.filter
+            .as_ref()
+            .and_then(CompiledFilter::query)
+            .filter(|q| !q.is_empty())
     }
 
     /// Whether the document belongs to this table (no filter: every document does).
