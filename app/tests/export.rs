@@ -1,6 +1,9 @@
 //! What the app exports, the source server accepts: `zrocket export --out DIR` writes files that
 //! `zerostack_spec::load` loads, the HTTP endpoints serve the same content, and the
 //! discriminated unions route every room type and message type to exactly one table.
+//!
+//! Each test runs `zrocket export` (or serves the router without a database) for itself: both
+//! take milliseconds, so the tests share nothing.
 
 use std::process::Command;
 
@@ -67,8 +70,9 @@ fn load_dir(dir: &std::path::Path) -> Config {
     .unwrap_or_else(|e| panic!("the exported files do not load:\n{e}"))
 }
 
-#[test]
-fn exported_files_load_and_unions_are_exact() {
+/// Runs `zrocket export --out` into a fresh directory (no database settings needed) and loads
+/// the files as the source server does.
+fn export() -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_zrocket"))
         .args(["export", "--out"])
@@ -83,7 +87,16 @@ fn exported_files_load_and_unions_are_exact() {
         String::from_utf8_lossy(&out.stderr)
     );
     let config = load_dir(dir.path());
+    (dir, config)
+}
 
+fn read_exported(dir: &tempfile::TempDir, name: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn exported_files_load_with_the_expected_tables() {
+    let (dir, config) = export();
     let names: Vec<&str> = config.tables.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(
         names,
@@ -97,22 +110,19 @@ fn exported_files_load_and_unions_are_exact() {
             "roomMembers"
         ]
     );
-    let perms: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("permissions.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(perms, Value::Null);
-    let wrapped: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("table-mappings.json")).unwrap(),
-    )
-    .unwrap();
+    assert_eq!(read_exported(&dir, "permissions.json"), Value::Null);
+    let wrapped = read_exported(&dir, "table-mappings.json");
     assert_eq!(wrapped["version"], 1);
     assert!(wrapped["mappings"].is_object());
     for t in &config.tables {
         assert_eq!(t.primary_key, ["_id"], "{}", t.name);
     }
+}
 
-    // Every message type lands in exactly one table, and no other type does.
+/// Every message type lands in exactly one table, and no other type does.
+#[test]
+fn every_message_type_lands_in_exactly_one_table() {
+    let (_dir, config) = export();
     let mut all = vec![USER_MESSAGE_TYPE];
     all.extend(SYSTEM_MESSAGE_TYPES);
     for t in &all {
@@ -127,12 +137,20 @@ fn exported_files_load_and_unions_are_exact() {
     }
     assert!(tables_for(&config, "messages", &json!({"t": "user_joined"})).is_empty());
     assert!(tables_for(&config, "messages", &json!({})).is_empty());
+}
+
+#[test]
+fn every_room_type_lands_in_exactly_one_table() {
+    let (_dir, config) = export();
     for (t, table) in ROOM_TYPES {
         assert_eq!(tables_for(&config, "rooms", &json!({"t": t})), [table]);
     }
     assert!(tables_for(&config, "rooms", &json!({"t": "x"})).is_empty());
+}
 
-    // The seed's messages all reach exactly one table (the old seeder's reached none).
+#[test]
+fn every_seeded_room_and_message_reaches_exactly_one_table() {
+    let (_dir, config) = export();
     for room in zrocket::seed::data(bson::DateTime::now()).rooms {
         for m in room.messages {
             assert_eq!(
@@ -149,9 +167,9 @@ fn exported_files_load_and_unions_are_exact() {
     }
 }
 
-#[tokio::test]
-async fn http_exports_match_the_files() {
-    // The export endpoints need no database; the driver connects lazily.
+/// Serves the real router on a free port without a database (the driver connects lazily, and
+/// these endpoints never use it); returns the base URL.
+async fn serve_without_database() -> String {
     let db = zrocket::db::Db::connect("mongodb://127.0.0.1:9/?replicaSet=rs0", None)
         .await
         .unwrap();
@@ -169,17 +187,24 @@ async fn http_exports_match_the_files() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, zrocket::router(state)).await });
-    let http = zerostack_harness::http::Client::new();
-    let get = async |p: &str| -> Value {
-        http.get(format!("{base}{p}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .unwrap()
-    };
-    let schema = get("/api/schema/export").await;
-    let mappings = get("/api/schema/table-mappings").await;
+    base
+}
+
+async fn get_json(base: &str, path: &str) -> Value {
+    zerostack_harness::http::Client::new()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http_exports_match_the_files() {
+    let base = serve_without_database().await;
+    let schema = get_json(&base, "/api/schema/export").await;
+    let mappings = get_json(&base, "/api/schema/table-mappings").await;
     let files = zrocket::zero::schema::export_files();
     assert_eq!(schema, files[0].1);
     assert_eq!(mappings, files[1].1);
@@ -196,8 +221,13 @@ async fn http_exports_match_the_files() {
         None,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    // The OpenAPI document describes every route `server::router` serves, with its method.
-    let doc = get("/openapi.json").await;
+}
+
+/// The OpenAPI document describes every route `server::router` serves, with its method.
+#[tokio::test]
+async fn openapi_describes_every_route() {
+    let base = serve_without_database().await;
+    let doc = get_json(&base, "/openapi.json").await;
     let routes: [(&str, &str); 23] = [
         ("get", "/health"),
         ("get", "/openapi.json"),

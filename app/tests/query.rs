@@ -1,10 +1,14 @@
 //! The Zero query endpoint: the ASTs it produces for members and non-members, argument
 //! errors, unknown names, the empty validation call and auth.
+//!
+//! One app serves all the cases, which only read (the seeded data), so none depends on another.
 
 mod common;
 
+use anyhow::Result;
 use common::TestApp;
 use serde_json::{Value, json};
+use zerostack_harness::cases::Cases;
 use zerostack_harness::http::StatusCode;
 
 /// Every subquery carries an alias and no field anywhere is `null` (zero-cache rejects both).
@@ -73,13 +77,77 @@ async fn one(app: &TestApp, token: &str, name: &str, args: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_endpoint() {
+async fn query_endpoint() -> Result<()> {
     let app = TestApp::start().await;
     let alice = app.token("u-alice");
     let charlie = app.token("u-charlie");
+    let mut cases = Cases::new("query_endpoint");
+    cases
+        .run(
+            "the empty validation call answers, and needs a token",
+            the_validation_call(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "messages.byRoom for a member of a private group",
+            messages_for_a_member(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "messages.byRoom for a non-member matches nothing, whatever the args claim",
+            messages_for_a_non_member(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "messages.byRoom for a member of that room, with the default limit",
+            messages_for_another_member(&app, &charlie),
+        )
+        .await;
+    cases
+        .run(
+            "a public channel is readable by a non-member without a membership condition",
+            messages_of_a_public_channel(&app, &charlie),
+        )
+        .await;
+    cases
+        .run(
+            "system messages: the same access rules, no hidden column",
+            system_messages(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "rooms.mine uses the token's user, never an argument",
+            rooms_mine(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "rooms.publicChannels, rooms.byId, users.all and users.byId",
+            rooms_and_users(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "errors are per query: unknown names and bad arguments",
+            errors_are_per_query(&app, &alice),
+        )
+        .await;
+    cases
+        .run(
+            "a body that is not [\"transform\", [...]] fails the request as a parse error",
+            a_malformed_body_fails(&app, &alice),
+        )
+        .await;
+    app.stop().await;
+    cases.finish()
+}
 
-    // The auth validation call.
-    let (status, resp) = app.query(&alice, json!([])).await;
+async fn the_validation_call(app: &TestApp, alice: &str) -> Result<()> {
+    let (status, resp) = app.query(alice, json!([])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         resp,
@@ -93,11 +161,13 @@ async fn query_endpoint() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    Ok(())
+}
 
-    // messages.byRoom, member of a private group.
+async fn messages_for_a_member(app: &TestApp, alice: &str) -> Result<()> {
     let q = one(
-        &app,
-        &alice,
+        app,
+        alice,
         "messages.byRoom",
         json!({"roomId": "r-alpha", "limit": 30}),
     )
@@ -114,11 +184,14 @@ async fn query_endpoint() {
                "orderBy": [["createdAt", "desc"]],
                "limit": 30})
     );
+    Ok(())
+}
 
-    // ... non-member of that group: denied (empty or), whatever the args claim.
+/// alice is not in r-eng: an empty `or`, whatever the args claim.
+async fn messages_for_a_non_member(app: &TestApp, alice: &str) -> Result<()> {
     let q = one(
-        &app,
-        &alice,
+        app,
+        alice,
         "messages.byRoom",
         json!({"roomId": "r-eng", "userId": "u-bob"}),
     )
@@ -126,24 +199,24 @@ async fn query_endpoint() {
     assert_eq!(q["ast"]["table"], "userMessages");
     assert_eq!(q["ast"]["where"], json!({"type": "or", "conditions": []}));
     assert!(q["ast"].get("related").is_none());
-    // ... and the same room for a member (charlie) is allowed, default limit 50.
-    let q = one(
-        &app,
-        &charlie,
-        "messages.byRoom",
-        json!({"roomId": "r-eng"}),
-    )
-    .await;
+    Ok(())
+}
+
+/// charlie is in r-eng.
+async fn messages_for_another_member(app: &TestApp, charlie: &str) -> Result<()> {
+    let q = one(app, charlie, "messages.byRoom", json!({"roomId": "r-eng"})).await;
     assert_eq!(q["ast"]["limit"], 50);
     assert_eq!(
         q["ast"]["where"]["conditions"][2],
         member_exists("roomId", "u-charlie")
     );
+    Ok(())
+}
 
-    // A public channel is readable by a non-member without a membership condition.
+async fn messages_of_a_public_channel(app: &TestApp, charlie: &str) -> Result<()> {
     let q = one(
-        &app,
-        &charlie,
+        app,
+        charlie,
         "messages.byRoom",
         json!({"roomId": "r-random"}),
     )
@@ -152,11 +225,13 @@ async fn query_endpoint() {
         q["ast"]["where"],
         json!({"type": "and", "conditions": [simple("roomId", "=", json!("r-random")), simple("hidden", "IS NOT", json!(true))]})
     );
+    Ok(())
+}
 
-    // System messages: same access rules, no hidden column.
+async fn system_messages(app: &TestApp, alice: &str) -> Result<()> {
     let q = one(
-        &app,
-        &alice,
+        app,
+        alice,
         "messages.systemByRoom",
         json!({"roomId": "r-alpha", "limit": 10}),
     )
@@ -167,19 +242,21 @@ async fn query_endpoint() {
         json!({"type": "and", "conditions": [simple("roomId", "=", json!("r-alpha")), member_exists("roomId", "u-alice")]})
     );
     let q = one(
-        &app,
-        &alice,
+        app,
+        alice,
         "messages.systemByRoom",
         json!({"roomId": "r-eng"}),
     )
     .await;
     assert_eq!(q["ast"]["where"], json!({"type": "or", "conditions": []}));
+    Ok(())
+}
 
-    // rooms.mine uses the token's user, never an arg.
+async fn rooms_mine(app: &TestApp, alice: &str) -> Result<()> {
     for (t, table) in [("d", "chats"), ("c", "channels"), ("p", "groups")] {
         let q = one(
-            &app,
-            &alice,
+            app,
+            alice,
             "rooms.mine",
             json!({"type": t, "userId": "u-diana"}),
         )
@@ -189,14 +266,18 @@ async fn query_endpoint() {
             json!({"table": table, "where": member_exists("_id", "u-alice"), "orderBy": [["lastMessageAt", "desc"]]})
         );
     }
-    let q = one(&app, &alice, "rooms.publicChannels", json!({})).await;
+    Ok(())
+}
+
+async fn rooms_and_users(app: &TestApp, alice: &str) -> Result<()> {
+    let q = one(app, alice, "rooms.publicChannels", json!({})).await;
     assert_eq!(
         q["ast"],
         json!({"table": "channels", "orderBy": [["name", "asc"]]})
     );
     let q = one(
-        &app,
-        &alice,
+        app,
+        alice,
         "rooms.byId",
         json!({"type": "p", "roomId": "r-eng"}),
     )
@@ -206,18 +287,20 @@ async fn query_endpoint() {
         json!({"type": "and", "conditions": [simple("_id", "=", json!("r-eng")), member_exists("_id", "u-alice")]})
     );
     assert_eq!(q["ast"]["limit"], 1);
-    let q = one(&app, &alice, "users.all", Value::Null).await;
+    let q = one(app, alice, "users.all", Value::Null).await;
     assert_eq!(
         q["ast"],
         json!({"table": "users", "orderBy": [["username", "asc"]]})
     );
-    let q = one(&app, &alice, "users.byId", json!({"userId": "u-bob"})).await;
+    let q = one(app, alice, "users.byId", json!({"userId": "u-bob"})).await;
     assert_eq!(q["ast"]["where"], simple("_id", "=", json!("u-bob")));
+    Ok(())
+}
 
-    // Errors are per query: unknown names and bad args.
+async fn errors_are_per_query(app: &TestApp, alice: &str) -> Result<()> {
     let (_, resp) = app
         .query(
-            &alice,
+            alice,
             json!([
                 {"id": "a", "name": "nope.nothing", "args": []},
                 {"id": "b", "name": "messages.byRoom", "args": [{"roomId": "r-alpha", "limit": 500}]},
@@ -238,18 +321,19 @@ async fn query_endpoint() {
         assert_eq!(q["details"]["type"], "InputValidationError");
     }
     assert!(qs[4].get("ast").is_some());
+    Ok(())
+}
 
-    // A body that is not ["transform", [...]] fails the request as a parse error.
+async fn a_malformed_body_fails(app: &TestApp, alice: &str) -> Result<()> {
     let (status, resp) = app
         .post(
             "/api/zero/query",
-            Some(&alice),
+            Some(alice),
             json!([{"id": "a", "name": "users.all", "args": []}]),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resp["kind"], "TransformFailed");
     assert_eq!(resp["reason"], "parse");
-
-    app.stop().await;
+    Ok(())
 }

@@ -1,19 +1,85 @@
 //! The REST API against a real MongoDB: auth everywhere, login/cookie/session, identity from
 //! the token only, validation errors, room and message flows, the seed, config and health.
+//!
+//! Each test function starts one app and runs its scenario as named cases in order, sharing the
+//! app and its data. Where a case needs what an earlier one made (the login's token, the group
+//! the lifecycle creates, the message sent in it), it says so and fails with that reason if the
+//! earlier case did not get that far.
 
 mod common;
 
+use anyhow::{Context, Result};
 use bson::doc;
 use common::TestApp;
+use futures::TryStreamExt;
 use serde_json::{Value, json};
+use zerostack_harness::cases::Cases;
 use zerostack_harness::http::{Method, StatusCode};
 use zrocket::auth::Claims;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_login_and_identity() {
-    let app = TestApp::start().await;
+/// What the dev login handed out.
+struct Login {
+    token: String,
+    /// `zrocket_token=<token>`, as a browser sends it back.
+    cookie_pair: String,
+}
 
-    // Public endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_login_and_identity() -> Result<()> {
+    let app = TestApp::start().await;
+    let mut cases = Cases::new("auth_login_and_identity");
+    let mut login: Option<Login> = None;
+    cases
+        .run(
+            "public endpoints answer without a token",
+            public_endpoints_need_no_token(&app),
+        )
+        .await;
+    cases
+        .run(
+            "every other endpoint refuses no, garbage, expired and foreign tokens",
+            protected_endpoints_refuse_bad_tokens(&app),
+        )
+        .await;
+    cases
+        .run(
+            "the dev login sets the cookie and returns the token",
+            async {
+                login = Some(dev_login_sets_the_cookie(&app).await?);
+                Ok(())
+            },
+        )
+        .await;
+    // The next two need the login's cookie and token.
+    cases
+        .run(
+            "the cookie alone authenticates the session and the Zero endpoints",
+            async {
+                let login = login.as_ref().context("the login case failed")?;
+                the_cookie_alone_authenticates(&app, login).await
+            },
+        )
+        .await;
+    cases
+        .run("logout clears the cookie", logout_clears_the_cookie(&app))
+        .await;
+    cases
+        .run(
+            "unknown users and bad login bodies are refused",
+            bad_logins_are_refused(&app),
+        )
+        .await;
+    cases
+        .run("sender fields in REST bodies are ignored", async {
+            let login = login.as_ref().context("the login case failed")?;
+            impersonation_through_rest_is_ignored(&app, &login.token).await
+        })
+        .await;
+    app.stop().await;
+    cases.finish()
+}
+
+async fn public_endpoints_need_no_token(app: &TestApp) -> Result<()> {
     let (status, body) = app.get("/health", None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     let (_, body) = app.get("/api/config", None).await;
@@ -33,8 +99,10 @@ async fn auth_login_and_identity() {
     let (status, body) = app.get("/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["openapi"], "3.1.0");
+    Ok(())
+}
 
-    // Everything else needs a token: none, garbage, wrong secret, expired.
+async fn protected_endpoints_refuse_bad_tokens(app: &TestApp) -> Result<()> {
     let expired = app.state.keys.sign(&Claims {
         sub: "u-alice".into(),
         name: "Alice".into(),
@@ -109,8 +177,10 @@ async fn auth_login_and_identity() {
             .unwrap(),
         0
     );
+    Ok(())
+}
 
-    // Dev login: cookie + token.
+async fn dev_login_sets_the_cookie(app: &TestApp) -> Result<Login> {
     let resp = app
         .http
         .post(app.url("/api/auth/login"))
@@ -133,31 +203,36 @@ async fn auth_login_and_identity() {
         (claims.sub.as_str(), claims.preferred_username.as_str()),
         ("u-alice", "alice")
     );
-
-    // The cookie alone authenticates (session, REST, and zero endpoints as zero-cache forwards it).
     let cookie_pair = cookie.split(';').next().unwrap().to_string();
+    Ok(Login { token, cookie_pair })
+}
+
+/// For REST, and for the Zero endpoints as zero-cache forwards the cookie.
+async fn the_cookie_alone_authenticates(app: &TestApp, login: &Login) -> Result<()> {
     let resp = app
         .http
         .get(app.url("/api/auth/session"))
-        .header("Cookie", &cookie_pair)
+        .header("Cookie", &login.cookie_pair)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let session: Value = resp.json().unwrap();
     assert_eq!(session["user"]["username"], "alice");
-    assert_eq!(session["token"], token.as_str());
+    assert_eq!(session["token"], login.token.as_str());
     let resp = app
         .http
         .post(app.url("/api/zero/query"))
-        .header("Cookie", &cookie_pair)
+        .header("Cookie", &login.cookie_pair)
         .json(&json!(["transform", []]))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.json().unwrap()["userID"], "u-alice");
+    Ok(())
+}
 
-    // Logout clears the cookie.
+async fn logout_clears_the_cookie(app: &TestApp) -> Result<()> {
     let resp = app
         .http
         .post(app.url("/api/auth/logout"))
@@ -169,8 +244,10 @@ async fn auth_login_and_identity() {
         cleared.starts_with("zrocket_token=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
+    Ok(())
+}
 
-    // Unknown user and bad bodies.
+async fn bad_logins_are_refused(app: &TestApp) -> Result<()> {
     let (status, body) = app
         .post("/api/auth/login", None, json!({"username": "mallory"}))
         .await;
@@ -184,12 +261,14 @@ async fn auth_login_and_identity() {
         body["error"].as_str().unwrap().contains("username"),
         "{body}"
     );
+    Ok(())
+}
 
-    // Impersonation through REST bodies is ignored.
+async fn impersonation_through_rest_is_ignored(app: &TestApp, token: &str) -> Result<()> {
     let (status, msg) = app
         .post(
             "/api/rooms/r-general/messages",
-            Some(&token),
+            Some(token),
             json!({"text": "from alice", "userId": "u-bob", "senderId": "u-bob", "username": "bob"}),
         )
         .await;
@@ -205,18 +284,142 @@ async fn auth_login_and_identity() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.sender_id.as_deref(), Some("u-alice"));
+    Ok(())
+}
 
-    app.stop().await;
+/// What the room lifecycle cases pass on.
+#[derive(Default)]
+struct Lifecycle {
+    /// The group alice creates.
+    room_id: Option<String>,
+    /// The message charlie sends in it.
+    sent_id: Option<String>,
+}
+
+impl Lifecycle {
+    fn room_id(&self) -> Result<&str> {
+        self.room_id
+            .as_deref()
+            .context("the case that creates the group failed")
+    }
+
+    fn sent_id(&self) -> Result<&str> {
+        self.sent_id
+            .as_deref()
+            .context("the case that sends the message failed")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rooms_messages_validation_and_seed() {
+async fn rooms_messages_validation_and_seed() -> Result<()> {
     let app = TestApp::start().await;
     let alice = app.token("u-alice");
     let bob = app.token("u-bob");
     let charlie = app.token("u-charlie");
+    let mut cases = Cases::new("rooms_messages_validation_and_seed");
+    let mut lc = Lifecycle::default();
 
-    // Validation errors name the problem.
+    cases
+        .run(
+            "validation errors name the problem",
+            validation_errors_name_the_problem(&app, &alice),
+        )
+        .await;
+    // The seed cases below check that this edit survives.
+    cases
+        .run(
+            "only the sender edits a message",
+            only_the_sender_edits(&app, &alice),
+        )
+        .await;
+    // Room lifecycle, in order: alice creates a group with bob, bob invites charlie, charlie
+    // posts and leaves, charlie joins a public channel.
+    cases
+        .run(
+            "a created group has the caller and memberIds as members",
+            async {
+                lc.room_id = Some(creating_a_group(&app, &alice).await?);
+                Ok(())
+            },
+        )
+        .await;
+    cases
+        .run("a non-member cannot read the group", async {
+            let (status, _) = app
+                .get(
+                    &format!("/api/rooms/{}/messages", lc.room_id()?),
+                    Some(&charlie),
+                )
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            Ok(())
+        })
+        .await;
+    cases
+        .run("a member invites, and the invitee posts", async {
+            let sent = inviting_and_posting(&app, lc.room_id()?, &bob, &charlie).await?;
+            lc.sent_id = Some(sent);
+            Ok(())
+        })
+        .await;
+    cases
+        .run(
+            "listings: the room's messages, and my rooms by newest activity",
+            async { listings_show_the_post(&app, &lc, &alice, &charlie).await },
+        )
+        .await;
+    cases
+        .run(
+            "leaving removes the membership and leaves system messages",
+            async { leaving_a_group(&app, lc.room_id()?, &charlie).await },
+        )
+        .await;
+    cases
+        .run(
+            "anyone joins a public channel",
+            anyone_joins_a_public_channel(&app, &charlie),
+        )
+        .await;
+    cases
+        .run("a deleted message leaves the listings", async {
+            deleting_hides_the_message(&app, &lc, &alice, &charlie).await
+        })
+        .await;
+    cases
+        .run(
+            "users: me, and search with q taken literally",
+            user_lookups(&app, &bob),
+        )
+        .await;
+    cases
+        .run(
+            "the seed is idempotent and never overwrites edits",
+            the_seed_changes_nothing_that_exists(&app, &bob),
+        )
+        .await;
+    cases
+        .run(
+            "the seed restores a wiped room, and only it",
+            the_seed_restores_a_wiped_room(&app, &bob),
+        )
+        .await;
+    cases
+        .run(
+            "every stored message type is routed to a table",
+            every_stored_message_type_is_mapped(&app),
+        )
+        .await;
+    cases
+        .run(
+            "the UI fallback page when the UI is not built, and JSON 404s for the API",
+            fallbacks(&app, &alice),
+        )
+        .await;
+    app.stop().await;
+    cases.finish()
+}
+
+async fn validation_errors_name_the_problem(app: &TestApp, alice: &str) -> Result<()> {
     let cases: [(Method, &str, Option<Value>, StatusCode, &str); 12] = [
         (
             Method::POST,
@@ -304,7 +507,7 @@ async fn rooms_messages_validation_and_seed() {
         ),
     ];
     for (method, path, body, expected, needle) in cases {
-        let (status, resp) = app.call(method.clone(), path, Some(&alice), body).await;
+        let (status, resp) = app.call(method.clone(), path, Some(alice), body).await;
         assert_eq!(status, expected, "{method} {path}: {resp}");
         let msg = resp["error"].as_str().unwrap_or_default();
         assert!(
@@ -315,7 +518,7 @@ async fn rooms_messages_validation_and_seed() {
     let resp = app
         .http
         .post(app.url("/api/rooms"))
-        .bearer_auth(&alice)
+        .bearer_auth(alice)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -328,13 +531,15 @@ async fn rooms_messages_validation_and_seed() {
             .unwrap()
             .contains("invalid request body")
     );
+    Ok(())
+}
 
-    // Only the sender edits/deletes.
+async fn only_the_sender_edits(app: &TestApp, alice: &str) -> Result<()> {
     let (status, resp) = app
         .call(
             Method::PATCH,
             "/api/messages/r-general-m2",
-            Some(&alice),
+            Some(alice),
             Some(json!({"text": "mine now"})),
         )
         .await;
@@ -343,35 +548,43 @@ async fn rooms_messages_validation_and_seed() {
         .call(
             Method::PATCH,
             "/api/messages/r-general-m1",
-            Some(&alice),
+            Some(alice),
             Some(json!({"text": "Welcome, edited"})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{edited}");
     assert_eq!(edited["text"], "Welcome, edited");
     assert!(edited["editedAt"].is_i64());
+    Ok(())
+}
 
-    // Room lifecycle: create a group with bob, invite charlie, charlie leaves; join a channel.
+/// alice creates "Ops" with bob; a `createdBy` in the body is ignored. Returns the room id.
+async fn creating_a_group(app: &TestApp, alice: &str) -> Result<String> {
     let (status, room) = app
         .post(
             "/api/rooms",
-            Some(&alice),
+            Some(alice),
             json!({"type": "p", "name": "Ops", "memberIds": ["u-bob"], "createdBy": "u-bob"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{room}");
-    let rid = room["_id"].as_str().unwrap().to_string();
     assert_eq!(room["createdBy"], "u-alice");
     assert_eq!(room["memberIds"], json!(["u-alice", "u-bob"]));
     assert_eq!(room["messageCount"], 0);
-    let (status, _) = app
-        .get(&format!("/api/rooms/{rid}/messages"), Some(&charlie))
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    Ok(room["_id"].as_str().unwrap().to_string())
+}
+
+/// bob invites charlie, who then posts. Returns the id of charlie's message.
+async fn inviting_and_posting(
+    app: &TestApp,
+    rid: &str,
+    bob: &str,
+    charlie: &str,
+) -> Result<String> {
     let (status, room) = app
         .post(
             &format!("/api/rooms/{rid}/invite"),
-            Some(&bob),
+            Some(bob),
             json!({"userIds": ["u-charlie"]}),
         )
         .await;
@@ -380,32 +593,37 @@ async fn rooms_messages_validation_and_seed() {
     let (status, sent) = app
         .post(
             &format!("/api/rooms/{rid}/messages"),
-            Some(&charlie),
+            Some(charlie),
             json!({"text": "hello ops"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    Ok(sent["_id"].as_str().unwrap().to_string())
+}
+
+async fn listings_show_the_post(
+    app: &TestApp,
+    lc: &Lifecycle,
+    alice: &str,
+    charlie: &str,
+) -> Result<()> {
+    let (rid, sent) = (lc.room_id()?, lc.sent_id()?);
     let (_, msgs) = app
-        .get(&format!("/api/rooms/{rid}/messages?limit=10"), Some(&alice))
+        .get(&format!("/api/rooms/{rid}/messages?limit=10"), Some(alice))
         .await;
     assert_eq!(msgs.as_array().unwrap().len(), 1);
-    assert_eq!(msgs[0]["_id"], sent["_id"]);
-    let (_, mine) = app.get("/api/rooms", Some(&charlie)).await;
-    assert!(
-        mine.as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["_id"] == rid.as_str())
-    );
-    assert_eq!(mine[0]["_id"], rid.as_str(), "newest activity first");
+    assert_eq!(msgs[0]["_id"], sent);
+    let (_, mine) = app.get("/api/rooms", Some(charlie)).await;
+    assert!(mine.as_array().unwrap().iter().any(|r| r["_id"] == rid));
+    assert_eq!(mine[0]["_id"], rid, "newest activity first");
     assert_eq!(mine[0]["lastMessage"]["text"], "hello ops");
     assert_eq!(mine[0]["messageCount"], 1);
+    Ok(())
+}
+
+async fn leaving_a_group(app: &TestApp, rid: &str, charlie: &str) -> Result<()> {
     let (status, room) = app
-        .post(
-            &format!("/api/rooms/{rid}/leave"),
-            Some(&charlie),
-            json!({}),
-        )
+        .post(&format!("/api/rooms/{rid}/leave"), Some(charlie), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(room["memberIds"], json!(["u-alice", "u-bob"]));
@@ -417,23 +635,24 @@ async fn rooms_messages_validation_and_seed() {
             .unwrap()
             .is_none()
     );
-    let types: Vec<String> = {
-        use futures::TryStreamExt;
-        let ms: Vec<zrocket::db::Message> = app
-            .db
-            .messages
-            .find(doc! {"roomId": &rid, "t": {"$ne": "USER"}})
-            .sort(doc! {"createdAt": 1})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        ms.into_iter().map(|m| m.t).collect()
-    };
+    let ms: Vec<zrocket::db::Message> = app
+        .db
+        .messages
+        .find(doc! {"roomId": rid, "t": {"$ne": "USER"}})
+        .sort(doc! {"createdAt": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let types: Vec<String> = ms.into_iter().map(|m| m.t).collect();
     assert_eq!(types, ["ROOM_CREATED", "USER_ADDED", "USER_LEFT"]);
+    Ok(())
+}
+
+async fn anyone_joins_a_public_channel(app: &TestApp, charlie: &str) -> Result<()> {
     let (status, room) = app
-        .post("/api/rooms/r-random/join", Some(&charlie), json!({}))
+        .post("/api/rooms/r-random/join", Some(charlie), json!({}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -442,48 +661,65 @@ async fn rooms_messages_validation_and_seed() {
             .unwrap()
             .contains(&json!("u-charlie"))
     );
+    Ok(())
+}
 
-    // Delete (soft) hides the message from listings.
+/// Soft delete: charlie's message disappears from the group's listing.
+async fn deleting_hides_the_message(
+    app: &TestApp,
+    lc: &Lifecycle,
+    alice: &str,
+    charlie: &str,
+) -> Result<()> {
+    let (rid, sent) = (lc.room_id()?, lc.sent_id()?);
     let (status, _) = app
         .call(
             Method::DELETE,
-            &format!("/api/messages/{}", sent["_id"].as_str().unwrap()),
-            Some(&charlie),
+            &format!("/api/messages/{sent}"),
+            Some(charlie),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, msgs) = app
-        .get(&format!("/api/rooms/{rid}/messages"), Some(&alice))
+        .get(&format!("/api/rooms/{rid}/messages"), Some(alice))
         .await;
     assert_eq!(msgs, json!([]));
+    Ok(())
+}
 
-    // Users.
-    let (_, me) = app.get("/api/users/me", Some(&bob)).await;
+async fn user_lookups(app: &TestApp, bob: &str) -> Result<()> {
+    let (_, me) = app.get("/api/users/me", Some(bob)).await;
     assert_eq!(me["username"], "bob");
-    let (_, found) = app.get("/api/users?q=CHAR&limit=5", Some(&bob)).await;
+    let (_, found) = app.get("/api/users?q=CHAR&limit=5", Some(bob)).await;
     assert_eq!(found.as_array().unwrap().len(), 1);
     assert_eq!(found[0]["_id"], "u-charlie");
-    let (_, found) = app.get("/api/users?q=.*", Some(&bob)).await;
+    let (_, found) = app.get("/api/users?q=.*", Some(bob)).await;
     assert_eq!(found, json!([]), "q is a literal, not a regex");
+    Ok(())
+}
 
-    // Seed: requires auth (checked above), idempotent, never destructive.
-    let counts = async || {
-        (
-            app.db.users.count_documents(doc! {}).await.unwrap(),
-            app.db.rooms.count_documents(doc! {}).await.unwrap(),
-            app.db.messages.count_documents(doc! {}).await.unwrap(),
-            app.db.subscriptions.count_documents(doc! {}).await.unwrap(),
-        )
-    };
-    let before = counts().await;
-    let (status, report) = app.post("/api/seed", Some(&bob), json!({})).await;
+/// (users, rooms, messages, subscriptions)
+async fn counts(app: &TestApp) -> (u64, u64, u64, u64) {
+    (
+        app.db.users.count_documents(doc! {}).await.unwrap(),
+        app.db.rooms.count_documents(doc! {}).await.unwrap(),
+        app.db.messages.count_documents(doc! {}).await.unwrap(),
+        app.db.subscriptions.count_documents(doc! {}).await.unwrap(),
+    )
+}
+
+/// Needs auth (the token case of `auth_login_and_identity` checks that); the edit made by
+/// "only the sender edits a message" must survive.
+async fn the_seed_changes_nothing_that_exists(app: &TestApp, bob: &str) -> Result<()> {
+    let before = counts(app).await;
+    let (status, report) = app.post("/api/seed", Some(bob), json!({})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         report,
         json!({"usersInserted": 0, "roomsInserted": 0, "subscriptionsInserted": 0, "messagesInserted": 0})
     );
-    assert_eq!(counts().await, before);
+    assert_eq!(counts(app).await, before);
     let m = app
         .db
         .messages
@@ -496,16 +732,22 @@ async fn rooms_messages_validation_and_seed() {
         Some("Welcome, edited"),
         "the seed must not overwrite edits"
     );
-    // After a wipe of one room, the seed restores it (and only it).
+    Ok(())
+}
+
+async fn the_seed_restores_a_wiped_room(app: &TestApp, bob: &str) -> Result<()> {
     app.db
         .rooms
         .delete_one(doc! {"_id": "r-random"})
         .await
         .unwrap();
-    let (_, report) = app.post("/api/seed", Some(&bob), json!({})).await;
+    let (_, report) = app.post("/api/seed", Some(bob), json!({})).await;
     assert_eq!(report["roomsInserted"], 1);
+    Ok(())
+}
 
-    // Every seeded message has a t that the mappings route to exactly one table.
+/// Every stored message has a `t` that the mappings route to exactly one table.
+async fn every_stored_message_type_is_mapped(app: &TestApp) -> Result<()> {
     let system: Vec<&str> = zrocket::db::SYSTEM_MESSAGE_TYPES.to_vec();
     let ts: Vec<String> = app
         .db
@@ -522,8 +764,10 @@ async fn rooms_messages_validation_and_seed() {
             "unmapped t {t}"
         );
     }
+    Ok(())
+}
 
-    // The UI fallback page when the UI is not built, and API 404s stay JSON.
+async fn fallbacks(app: &TestApp, alice: &str) -> Result<()> {
     let resp = app
         .http
         .get(app.url("/rooms/c/r-general"))
@@ -532,9 +776,8 @@ async fn rooms_messages_validation_and_seed() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(resp.text().contains("not built"));
-    let (status, body) = app.get("/api/nope", Some(&alice)).await;
+    let (status, body) = app.get("/api/nope", Some(alice)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].is_string());
-
-    app.stop().await;
+    Ok(())
 }

@@ -11,13 +11,17 @@
 //!
 //! Needs the workspace binaries (`cargo build --bins` first; this test does not build other
 //! packages) and Node with `tests/node` installed (installed on first use).
+//!
+//! The stack starts once and the scenario runs as named cases in order; each needs the one
+//! before it (the login's token, then the running client), and says so when that one failed.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use zerostack_harness::cases::Cases;
 use zerostack_harness::node::ensure_node_modules;
 use zerostack_harness::stack::{DATABASE, Stack, StackOptions};
 use zerostack_harness::{ManagedProcess, free_port, node_dir};
@@ -88,14 +92,70 @@ fn spawn_client(name: &str, args: &[String], logs: &Path) -> anyhow::Result<Mana
     ManagedProcess::spawn(name, cmd, logs)
 }
 
+/// Who the client runs as: what the dev login answered.
+struct Login {
+    token: String,
+    user_id: String,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::Result<()> {
+async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> Result<()> {
     ensure_node_modules()?;
     let stack = Stack::start(StackOptions::temp()?).await?;
-    let (app_url, logs, zero) = (&stack.app_url, stack.state.path(), &stack.zero);
-    let schema_file = stack.export_dir.join("schema.json");
+    // The channel the client waits for; unique, so a reused database cannot have it already.
+    let mark = format!("nq-{}-{}", std::process::id(), free_port());
+    let mut cases = Cases::new("zero_client_named_query");
+    let mut login: Option<Login> = None;
+    let mut client: Option<ManagedProcess> = None;
 
-    // Log in as alice, as the browser does.
+    cases
+        .run("alice logs in as the browser does", async {
+            login = Some(log_in(&stack.app_url).await?);
+            Ok(())
+        })
+        .await;
+    cases
+        .run(
+            "the named query's first result holds the seeded channels, and only channels",
+            async {
+                let login = login.as_ref().context("the login case failed")?;
+                let args = named_query_args(&stack, login, &mark);
+                let logs = stack.state.path();
+                let client = client.insert(spawn_client("zero-client-named", &args, logs)?);
+                first_result_has_the_seeded_channels(&stack, client, &mark).await
+            },
+        )
+        .await;
+    cases
+        .run(
+            "a channel inserted into MongoDB reaches the client live",
+            async {
+                let client = client
+                    .as_mut()
+                    .context("the named-query client did not start")?;
+                a_channel_written_to_mongodb_arrives(&stack, client, &mark).await
+            },
+        )
+        .await;
+    cases
+        .run(
+            "the same client as a legacy query sees nothing under null permissions",
+            async {
+                let login = login.as_ref().context("the login case failed")?;
+                a_legacy_query_sees_nothing(&stack, login).await
+            },
+        )
+        .await;
+
+    if let Some(mut client) = client {
+        let _ = client.terminate().await;
+    }
+    let stopped = stack.stop().await;
+    cases.finish()?;
+    stopped
+}
+
+async fn log_in(app_url: &str) -> Result<Login> {
     let http = zerostack_harness::http::Client::new().with_timeout(Duration::from_secs(30));
     let login = http
         .post(format!("{app_url}/api/auth/login"))
@@ -114,55 +174,74 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::
         .with_context(|| format!("login answered no user id: {login}"))?
         .to_string();
     assert_eq!(user_id, "u-alice");
+    Ok(Login { token, user_id })
+}
 
-    // The named-query client, waiting for a channel that does not exist yet.
-    let mark = format!("nq-{}-{}", std::process::id(), free_port());
+/// The client's connection arguments, for reading `table`.
+fn client_args(stack: &Stack, login: &Login, table: &str) -> Vec<String> {
+    vec![
+        "--url".to_string(),
+        stack.zero.url(),
+        "--schema".into(),
+        stack.export_dir.join("schema.json").display().to_string(),
+        "--table".into(),
+        table.into(),
+        "--auth".into(),
+        login.token.clone(),
+        "--user-id".into(),
+        login.user_id.clone(),
+    ]
+}
+
+/// The named-query client on `channels`, waiting for the channel `mark`, which does not exist
+/// yet.
+fn named_query_args(stack: &Stack, login: &Login, mark: &str) -> Vec<String> {
     let until = json!({"name": mark}).to_string();
-    let common = |table: &str| {
-        vec![
-            "--url".to_string(),
-            zero.url(),
-            "--schema".into(),
-            schema_file.display().to_string(),
-            "--table".into(),
-            table.into(),
-            "--auth".into(),
-            token.clone(),
-            "--user-id".into(),
-            user_id.clone(),
-        ]
-    };
-    let mut args = common("channels");
+    let mut args = client_args(stack, login, "channels");
     args.extend([
         "--query".into(),
         "rooms.publicChannels".into(),
         "--args".into(),
         "{}".into(),
         "--until-json".into(),
-        until.clone(),
+        until,
         "--timeout-ms".into(),
         (FIRST_RESULT_TIMEOUT + ARRIVAL_TIMEOUT)
             .as_millis()
             .to_string(),
     ]);
-    let mut client = spawn_client("zero-client-named", &args, logs)?;
-    let first = wait_first_complete(&mut client)
+    args
+}
+
+/// The server's AST for rooms.publicChannels selected the seeded public channels (and only
+/// channels: no group or direct chat is in that table).
+async fn first_result_has_the_seeded_channels(
+    stack: &Stack,
+    client: &mut ManagedProcess,
+    mark: &str,
+) -> Result<()> {
+    let first = wait_first_complete(client)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", stack.log_tails()))?;
-    // The server's AST for rooms.publicChannels selected the seeded public channels (and only
-    // channels: no group or direct chat is in that table).
     let initial = names(&first);
     assert!(
         initial.contains(&"general") && initial.contains(&"random"),
         "the first complete result lacks the seeded channels: {first}"
     );
     assert!(
-        !initial.contains(&mark.as_str()),
+        !initial.contains(&mark),
         "{mark} was there before it was written"
     );
+    Ok(())
+}
 
-    // A public channel written straight to MongoDB, with every non-optional column of
-    // `channels` (and a few optional ones).
+/// A public channel written straight to MongoDB, with every non-optional column of `channels`
+/// (and a few optional ones), reaches the waiting client, which then exits 0.
+async fn a_channel_written_to_mongodb_arrives(
+    stack: &Stack,
+    client: &mut ManagedProcess,
+    mark: &str,
+) -> Result<()> {
     let now = bson::DateTime::now();
     stack
         .mongo
@@ -171,9 +250,9 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::
         .database(DATABASE)
         .collection::<bson::Document>(zrocket::db::ROOMS)
         .insert_one(bson::doc! {
-            "_id": &mark,
+            "_id": mark,
             "t": "c",
-            "name": &mark,
+            "name": mark,
             "topic": "written by zero_client_named_query",
             "readOnly": false,
             "archived": false,
@@ -198,14 +277,14 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::
             stack.log_tails()
         );
     }
-    let lines = client_lines(&client)?;
+    let lines = client_lines(client)?;
     let row = lines
         .iter()
         .rev()
         .flat_map(rows)
-        .find(|r| r["name"] == mark.as_str())
+        .find(|r| r["name"] == mark)
         .with_context(|| format!("exit 0 but no line holds {mark}: {lines:?}"))?;
-    assert_eq!(row["_id"], mark.as_str(), "{row}");
+    assert_eq!(row["_id"], mark, "{row}");
     assert_eq!(row["t"], "c", "{row}");
     assert_eq!(row["memberIds"], json!(["u-alice"]), "{row}");
     assert_eq!(row["messageCount"], 0, "{row}");
@@ -214,12 +293,15 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::
         Some(now.timestamp_millis()),
         "createdAt must arrive as epoch milliseconds: {row}"
     );
+    Ok(())
+}
 
-    // The reason for the named mode: the same client, as a legacy ZQL query, is authorized by
-    // the published permissions, which are `null`, so it sees no channel at all.
-    let mut args = common("channels");
+/// The reason for the named mode: the same client, as a legacy ZQL query, is authorized by the
+/// published permissions, which are `null`, so it sees no channel at all.
+async fn a_legacy_query_sees_nothing(stack: &Stack, login: &Login) -> Result<()> {
+    let mut args = client_args(stack, login, "channels");
     args.extend(["--timeout-ms".into(), "60000".into()]);
-    let mut legacy = spawn_client("zero-client-legacy", &args, logs)?;
+    let mut legacy = spawn_client("zero-client-legacy", &args, stack.state.path())?;
     let legacy_exit = legacy.wait_exit(Duration::from_secs(90)).await;
     let _ = legacy.terminate().await;
     let legacy_lines = client_lines(&legacy)?;
@@ -236,6 +318,5 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> anyhow::
         rows(complete).is_empty(),
         "a legacy query saw rows despite null permissions: {complete}"
     );
-
-    stack.stop().await
+    Ok(())
 }
