@@ -17,7 +17,7 @@ use bson::{doc, oid::ObjectId};
 use common::*;
 use serde_json::{Value, json};
 use zerostack_harness::cases::Cases;
-use zerostack_harness::{Mongo, service_temp_dir, validate_transactions};
+use zerostack_harness::{Mongo, http, service_temp_dir, validate_transactions};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -525,6 +525,30 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
                 Ok(())
             },
         )
+        .await;
+
+    cases
+        .run("every path /openapi.json documents is served", async {
+            let documented = source.get_json("/openapi.json").await?;
+            let paths = documented["paths"]
+                .as_object()
+                .context("an OpenAPI document with paths")?;
+            let mut listed = source_server::http::openapi::PATHS.to_vec();
+            listed.sort_unstable();
+            let mut served_doc: Vec<&str> = paths.keys().map(String::as_str).collect();
+            served_doc.sort_unstable();
+            assert_eq!(
+                served_doc, listed,
+                "the document describes the crate's list"
+            );
+            for path in paths.keys() {
+                // The WebSocket answers a plain GET too (it refuses the missing upgrade).
+                let url = format!("{}{path}?token={TOKEN}", source.http());
+                let status = http::get(url).await?.status();
+                assert_ne!(status.as_u16(), 404, "{path} is documented but not served");
+            }
+            Ok(())
+        })
         .await;
 
     cases

@@ -1,7 +1,8 @@
 //! The OpenAPI description of the source server's HTTP API, served at `/openapi.json`.
 //!
 //! Written by hand: the API is small and stable, and a generator would cost more build time than
-//! this file costs to keep true. A test checks that every route in it is one the router serves.
+//! this file costs to keep true. Its test checks that it documents each path of [`PATHS`]; the
+//! protocol test checks that the running server serves each of them.
 
 use serde_json::{Value, json};
 
