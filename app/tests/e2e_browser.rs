@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
-use zerostack_harness::stack::{Stack, StackOptions, run};
+use zerostack_harness::process::run;
+use zerostack_harness::stack::{Stack, StackOptions};
 use zerostack_harness::{ManagedProcess, ensure_installed, node_dir, repo_root};
 
 /// How long the browser script may take in all.
@@ -31,19 +32,22 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 fn test_and_build_ui(web: &Path) -> anyhow::Result<PathBuf> {
     if !web.join("node_modules/.bin/vite").exists() {
         run(
+            "npm ci in app/web",
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
                 .current_dir(web),
-            "npm ci in app/web",
+            None,
         )?;
     }
     run(
-        Command::new("npm").arg("test").current_dir(web),
         "npm test in app/web",
+        Command::new("npm").arg("test").current_dir(web),
+        None,
     )?;
     run(
-        Command::new("npm").args(["run", "build"]).current_dir(web),
         "npm run build in app/web",
+        Command::new("npm").args(["run", "build"]).current_dir(web),
+        None,
     )?;
     let dist = web.join("dist");
     if !dist.join("index.html").is_file() {

@@ -9,13 +9,13 @@
 //! is `chart-test-*` and is deleted when the test ends, however it ends.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde::Deserialize;
 use serde_yaml::Value;
 use zerostack_harness::cluster::Cluster;
+use zerostack_harness::process::{Output, output};
 
 const ALL_OPTIONS: &str = "ci/all-options-values.yaml";
 const SERVICE_MONITOR_CRD: &str = "servicemonitors.monitoring.coreos.com";
@@ -28,51 +28,15 @@ fn chart() -> PathBuf {
     root().join("charts/zerostack-operator")
 }
 
-/// What a finished command printed.
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
+/// Runs `cmd` to its end (see `zerostack_harness::process::output`).
 fn exec(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
-    // Written from a thread: a child that answers while it still reads would otherwise block.
-    let writer = stdin.map(|input| {
-        let mut pipe = child.stdin.take().expect("stdin");
-        let input = input.to_owned();
-        std::thread::spawn(move || pipe.write_all(input.as_bytes()))
-    });
-    let out = child.wait_with_output().expect("waiting for the command");
-    if let Some(w) = writer {
-        w.join().unwrap().expect("writing the command's input");
-    }
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    output(cmd, stdin).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Runs `cmd` and returns its stdout; panics with everything it printed when it fails.
 fn ok(what: &str, cmd: &mut Command, stdin: Option<&str>) -> Output {
     let out = exec(cmd, stdin);
-    assert!(out.ok, "{what} failed:\n{}", out.all());
+    assert!(out.success(), "{what} failed:\n{}", out.all());
     out
 }
 
@@ -192,7 +156,7 @@ impl Drop for TestNamespace {
             ),
             None,
         );
-        if !out.ok {
+        if !out.success() {
             eprintln!("deleting namespace {}: {}", self.name, out.all());
         }
     }
@@ -208,7 +172,7 @@ struct ServiceMonitorCrd {
 impl ServiceMonitorCrd {
     fn ensure(cluster: &Cluster) -> ServiceMonitorCrd {
         let crd = format!("crd/{SERVICE_MONITOR_CRD}");
-        let exists = exec(&mut kubectl(cluster, &["get", &crd, "-o", "name"]), None).ok;
+        let exists = exec(&mut kubectl(cluster, &["get", &crd, "-o", "name"]), None).success();
         if !exists {
             let stub = root().join("operator/tests/fixtures/servicemonitor-crd-stub.yaml");
             ok(
@@ -246,7 +210,7 @@ impl Drop for ServiceMonitorCrd {
                 ),
                 None,
             );
-            if !out.ok {
+            if !out.success() {
                 eprintln!("deleting the ServiceMonitor CRD stub: {}", out.all());
             }
         }
@@ -412,7 +376,7 @@ fn wrong_value_types_are_refused_naming_the_value() {
             None,
         );
         assert!(
-            !out.ok,
+            !out.success(),
             "helm accepted --set {wrong} ({} bytes rendered)",
             out.stdout.len()
         );
@@ -731,7 +695,7 @@ impl Drop for Release {
             ),
             None,
         );
-        if !out.ok {
+        if !out.success() {
             eprintln!("helm uninstall {}: {}", self.name, out.all());
         }
     }

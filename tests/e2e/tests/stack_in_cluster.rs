@@ -995,6 +995,25 @@ async fn helm_upgrade(run: &Run) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `Kind name` of every object of kind `K` in the demo namespace that `lp` selects.
+async fn names<K>(client: &Client, lp: &ListParams) -> anyhow::Result<Vec<String>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let kind = K::kind(&Default::default()).into_owned();
+    Ok(Api::<K>::namespaced(client.clone(), DEMO)
+        .list(lp)
+        .await?
+        .items
+        .iter()
+        .map(|o| format!("{kind} {}", o.name_any()))
+        .collect())
+}
+
 async fn delete_the_stack(run: &Run) -> anyhow::Result<()> {
     run.kubectl(
         "delete the ZeroStack",
@@ -1011,56 +1030,15 @@ async fn delete_the_stack(run: &Run) -> anyhow::Result<()> {
     )?;
     let lp = ListParams::default().labels(CHILDREN);
     eventually("every child gone", Duration::from_secs(300), || async {
-        let c = run.client.clone();
+        let c = &run.client;
+        let pods = ListParams::default().labels(&format!("app.kubernetes.io/instance={STACK}"));
         let mut left: Vec<String> = Vec::new();
-        left.extend(
-            Api::<Deployment>::namespaced(c.clone(), DEMO)
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Deployment {}", o.name_any())),
-        );
-        left.extend(
-            Api::<k8s_openapi::api::core::v1::Service>::namespaced(c.clone(), DEMO)
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Service {}", o.name_any())),
-        );
-        left.extend(
-            Api::<ConfigMap>::namespaced(c.clone(), DEMO)
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("ConfigMap {}", o.name_any())),
-        );
-        left.extend(
-            Api::<Secret>::namespaced(c.clone(), DEMO)
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Secret {}", o.name_any())),
-        );
-        left.extend(
-            Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(c.clone(), DEMO)
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("PVC {}", o.name_any())),
-        );
-        left.extend(
-            Api::<Pod>::namespaced(c.clone(), DEMO)
-                .list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={STACK}")))
-                .await?
-                .items
-                .iter()
-                .map(|o| format!("Pod {}", o.name_any())),
-        );
+        left.extend(names::<Deployment>(c, &lp).await?);
+        left.extend(names::<k8s_openapi::api::core::v1::Service>(c, &lp).await?);
+        left.extend(names::<ConfigMap>(c, &lp).await?);
+        left.extend(names::<Secret>(c, &lp).await?);
+        left.extend(names::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(c, &lp).await?);
+        left.extend(names::<Pod>(c, &pods).await?);
         if left.is_empty() {
             return Ok(Some(()));
         }

@@ -9,7 +9,7 @@
 //! otherwise (a laptop with no cluster).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -82,49 +82,6 @@ impl Cluster {
     pub fn helm(&self) -> Command {
         self.tool("helm")
     }
-
-    /// Runs `cmd`, feeding `stdin`, and returns its stdout; fails with its output otherwise.
-    pub fn run(
-        &self,
-        what: &str,
-        cmd: &mut Command,
-        stdin: Option<&str>,
-    ) -> anyhow::Result<String> {
-        run(what, cmd, stdin)
-    }
 }
 
-/// Runs `cmd` to completion with `stdin`; its stdout, or an error with everything it printed.
-pub fn run(what: &str, cmd: &mut Command, stdin: Option<&str>) -> anyhow::Result<String> {
-    use std::io::Write;
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("{what}: starting {:?}", cmd.get_program()))?;
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(input.as_bytes())
-            .with_context(|| format!("{what}: writing its input"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .with_context(|| format!("{what}: waiting for it"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+pub use crate::process::run;

@@ -261,3 +261,67 @@ impl Drop for ManagedProcess {
         }
     }
 }
+
+/// What a command run to its end printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// stdout then stderr, for messages.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs a short-lived command (kubectl, helm, npm, ...) to its end, feeding it `stdin`. The
+/// input is written from a thread: a child that answers while it still reads would otherwise
+/// fill its output pipe and wait for us forever.
+pub fn output(cmd: &mut Command, stdin: Option<&str>) -> anyhow::Result<Output> {
+    use std::io::Write;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    let writer = stdin.map(|input| {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let input = input.to_owned();
+        std::thread::spawn(move || pipe.write_all(input.as_bytes()))
+    });
+    let out = child
+        .wait_with_output()
+        .with_context(|| format!("waiting for {:?}", cmd.get_program()))?;
+    if let Some(w) = writer {
+        w.join()
+            .map_err(|_| anyhow::anyhow!("the input writer panicked"))?
+            .with_context(|| format!("writing the input of {:?}", cmd.get_program()))?;
+    }
+    Ok(Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// [`output`] for a command that must succeed: its stdout, or an error naming `what` with
+/// everything it printed.
+pub fn run(what: &str, cmd: &mut Command, stdin: Option<&str>) -> anyhow::Result<String> {
+    let out = output(cmd, stdin).with_context(|| what.to_string())?;
+    if !out.success() {
+        bail!("{what} failed ({}):\n{}", out.status, out.all());
+    }
+    Ok(out.stdout)
+}

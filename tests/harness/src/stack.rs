@@ -17,7 +17,7 @@ use zerostack_spec::{env, files};
 use crate::http;
 use crate::mongo::Mongo;
 use crate::postgres::Postgres;
-use crate::process::ManagedProcess;
+use crate::process::{ManagedProcess, run};
 use crate::state::{StateDir, free_port, free_port_block};
 use crate::zero_cache::{ZeroCache, ZeroCacheOptions};
 
@@ -190,17 +190,19 @@ impl Stack {
 
         let export_dir = state.service("config")?;
         run(
+            "zrocket export",
             Command::new(&app_bin)
                 .args(["export", "--out"])
                 .arg(&export_dir),
-            "zrocket export",
+            None,
         )?;
         run(
+            "zrocket seed",
             Command::new(&app_bin)
                 .arg("seed")
                 .env(env::app::MONGODB_URI, &mongo_uri)
                 .env(env::app::MONGODB_DATABASE, DATABASE),
-            "zrocket seed",
+            None,
         )?;
 
         let source_port = pick_port(opts.ports.source, 1);
@@ -341,20 +343,6 @@ fn pick_port(preferred: Option<u16>, count: u16) -> u16 {
         _ if count == 1 => free_port(),
         _ => free_port_block(count),
     }
-}
-
-/// Runs a command to completion, failing with its output when it does not succeed.
-pub fn run(cmd: &mut Command, what: &str) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Polls `url` until it answers 2xx, failing early (with its log) if `process` exits.
