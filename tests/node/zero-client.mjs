@@ -15,7 +15,8 @@
 //   --user-id): a named query defined with defineQueries/defineQuery. zero-cache asks the app's
 //   query endpoint (ZERO_QUERY_URL) for the real AST of NAME + args; the client-side definition
 //   (the whole --table) only gives the local, optimistic view over the rows that sync.
-// Either way it prints one JSON line per result-set change: {"resultType", "rows"}. It exits 0 as
+// Either way it prints one JSON line per result-set change: {"resultType", "rows"} (and
+// {"event": "reload"} when it starts over as a reloaded page would, see below). It exits 0 as
 // soon as a row containing every property of --until-json appears (without --until-json: on
 // the first complete result), and 1 on timeout (default 30 s), after printing what it saw.
 import { readFileSync } from 'node:fs';
@@ -160,21 +161,64 @@ function buildQuery() {
 const containsSubset = (row, subset) => Object.entries(subset).every(([k, v]) => isDeepStrictEqual(row[k], v));
 const print = obj => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
-const z = new Zero({
-  cacheURL: opts.url,
-  schema,
-  ...(opts.userId ? { userID: opts.userId } : {}),
-  ...(opts.auth ? { auth: opts.auth } : {}),
-  // What the client-side query functions get as `ctx` (ours ignore it; an app's would not).
-  ...(opts.userId ? { context: { userID: opts.userId } } : {}),
-  kvStore: 'mem',
-  logLevel: 'warn',
-  // Keep stdout for result lines only.
-  logSink: { log: (level, _ctx, ...args) => process.stderr.write(`zero-client ${level}: ${args.map(a => (a instanceof Error ? a.stack : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}\n`) },
-});
-
+// Zero's answer to a client whose state the server no longer has (after zero-cache rebuilt its
+// replica, e.g. after a schema change) is to reload the page: `onClientStateNotFound` and
+// `onUpdateNeeded` default to `location.reload()`, a no-op here. So this client does what a
+// browser tab does: it drops its Zero instance, says so ({"event": "reload", ...}), and starts a
+// fresh one with an empty store, which syncs from scratch.
+let z;
+let view;
 let last = [];
 let done = false;
+let reloads = 0;
+
+function start() {
+  z = new Zero({
+    cacheURL: opts.url,
+    schema,
+    ...(opts.userId ? { userID: opts.userId } : {}),
+    ...(opts.auth ? { auth: opts.auth } : {}),
+    // What the client-side query functions get as `ctx` (ours ignore it; an app's would not).
+    ...(opts.userId ? { context: { userID: opts.userId } } : {}),
+    kvStore: 'mem',
+    logLevel: 'warn',
+    onClientStateNotFound: () => reload('ClientStateNotFound'),
+    onUpdateNeeded: reason => reload(`UpdateNeeded ${reason?.type ?? ''}`),
+    // Keep stdout for result lines only.
+    logSink: { log: (level, _ctx, ...args) => process.stderr.write(`zero-client ${level}: ${args.map(a => (a instanceof Error ? a.stack : typeof a === 'string' ? a : JSON.stringify(a))).join(' ')}\n`) },
+  });
+  view = z.materialize(buildQuery());
+  view.addListener((data, resultType, error) => {
+    if (done) return;
+    const rows = JSON.parse(JSON.stringify(data));
+    last = rows;
+    print({ resultType, rows, ...(error ? { error } : {}) });
+    if (resultType === 'error') return;
+    if (opts.until ? rows.some(r => containsSubset(r, opts.until)) : resultType === 'complete') {
+      finish(0);
+    }
+  });
+}
+
+let reloading = false;
+async function reload(reason) {
+  if (done || reloading) return;
+  reloading = true;
+  reloads += 1;
+  print({ event: 'reload', reason, reloads });
+  const old = z;
+  try {
+    await Promise.race([old.close(), new Promise(r => setTimeout(r, 2000))]);
+  } catch {
+    // the old instance is being dropped either way
+  }
+  // A page reload is not instant either; and the server is usually busy re-syncing.
+  setTimeout(() => {
+    reloading = false;
+    if (!done) start();
+  }, 1000);
+}
+
 async function finish(code, reason) {
   if (done) return;
   done = true;
@@ -190,17 +234,7 @@ async function finish(code, reason) {
   process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
-const view = z.materialize(buildQuery());
-view.addListener((data, resultType, error) => {
-  if (done) return;
-  const rows = JSON.parse(JSON.stringify(data));
-  last = rows;
-  print({ resultType, rows, ...(error ? { error } : {}) });
-  if (resultType === 'error') return;
-  if (opts.until ? rows.some(r => containsSubset(r, opts.until)) : resultType === 'complete') {
-    finish(0);
-  }
-});
+start();
 
 setTimeout(() => {
   finish(1, `timeout after ${opts.timeoutMs} ms: no row of ${opts.query ? `${opts.query} (table ${opts.table})` : opts.table} matched ${JSON.stringify(opts.until ?? 'a complete result')}; last result had ${last.length} rows: ${JSON.stringify(last).slice(0, 2000)}`);
