@@ -22,10 +22,18 @@
 #
 # The command sees KUBECONFIG, ZEROSTACK_K8S_BIN (kubectl, helm), ZEROSTACK_CLUSTER_TESTS=1 (a
 # cluster test then fails instead of skipping) and ZEROSTACK_E2E_IMAGES (local|kind: which image
-# names the end-to-end test uses). KEEP_CLUSTER=1 leaves a started cluster running.
+# names the end-to-end test uses). KEEP_CLUSTER=1 leaves a started cluster running;
+# ZEROSTACK_REQUIRE_CLUSTER=1 (CI) makes "no cluster" an error instead of a skip.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-KIT="${ZEROSTACK_K8S_KIT:-$REPO/../shared/k8s}"
+# The kit sits beside the checkout (../shared/k8s), or beside the folder holding it.
+KIT="${ZEROSTACK_K8S_KIT:-}"
+if [ -z "$KIT" ]; then
+    for k in "$REPO/../shared/k8s" "$REPO/../../shared/k8s"; do
+        [ -x "$k/k8s-node" ] && { KIT="$(cd "$k" && pwd)"; break; }
+    done
+    KIT="${KIT:-$REPO/../shared/k8s}"
+fi
 PROFILE="${ZEROSTACK_PROFILE:-debug}"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -111,6 +119,10 @@ case "$mode" in
         export ZEROSTACK_E2E_IMAGES=kind
         ;;
     none)
+        if [ "${ZEROSTACK_REQUIRE_CLUSTER:-}" = 1 ]; then
+            echo "[cluster] ZEROSTACK_REQUIRE_CLUSTER=1 but there is no cluster: no cluster kit at $KIT (or not root), no kubeconfig that answers, no kind" >&2
+            exit 1
+        fi
         echo "[cluster] no cluster (no cluster kit at $KIT, no kubeconfig that answers, no kind): the cluster tests are skipped" >&2
         exec "$@"
         ;;
