@@ -64,6 +64,16 @@ async fn cluster_suite() {
     // of the chart finds the cluster as it was.
     let ssa = PatchParams::apply("zerostack-cluster-test").force();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // A CRD still being deleted (by a test that ran before) is waited out, not used.
+    eventually("no CRD being deleted", || {
+        let crds = crds.clone();
+        async move {
+            let c = crds.get_opt("zerostacks.zerostack.dev").await.ok()?;
+            c.is_none_or(|c| c.metadata.deletion_timestamp.is_none())
+                .then_some(())
+        }
+    })
+    .await;
     let crd_was_there = crds
         .get_opt("zerostacks.zerostack.dev")
         .await
@@ -112,6 +122,18 @@ async fn cluster_suite() {
         let _ = crds
             .delete("zerostacks.zerostack.dev", &DeleteParams::background())
             .await;
+        eventually("the CRD deleted", || {
+            let crds = crds.clone();
+            async move {
+                let gone = crds
+                    .get_opt("zerostacks.zerostack.dev")
+                    .await
+                    .ok()?
+                    .is_none();
+                gone.then_some(())
+            }
+        })
+        .await;
     }
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
@@ -183,7 +205,12 @@ async fn run_suite(client: Client, ns: String) {
         }
     }))
     .unwrap();
-    let created = stacks.create(&pp, &zs).await.expect("ZeroStack accepted");
+    // Established is set a moment before the API server serves the new resource everywhere.
+    let created = eventually("ZeroStack accepted", || {
+        let (stacks, zs, pp) = (stacks.clone(), zs.clone(), pp.clone());
+        async move { stacks.create(&pp, &zs).await.ok() }
+    })
+    .await;
     let uid = created.uid().unwrap();
 
     // A foreign object holding a child's name: a condition naming it, and nothing applied.

@@ -342,8 +342,13 @@ async fn the_stack_runs_in_a_real_cluster() -> anyhow::Result<()> {
         let _ = namespaces.delete(ns, &Default::default()).await;
     }
     if !crd_was_there {
+        // And it is gone before the next test may look for it.
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let _ = crds.delete(CRD, &Default::default()).await;
+        let _ = eventually("the CRD deleted", Duration::from_secs(120), || async {
+            Ok(crds.get_opt(CRD).await?.is_none().then_some(()))
+        })
+        .await;
     }
     println!(
         "stack_in_cluster: {} in {:.0} s",
@@ -379,6 +384,15 @@ async fn clean_slate(cluster: &Cluster, client: &Client) -> anyhow::Result<bool>
         .await?;
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // A CRD another test is deleting is waited out.
+    eventually("no CRD being deleted", Duration::from_secs(120), || async {
+        let terminating = crds
+            .get_opt(CRD)
+            .await?
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+        Ok((!terminating).then_some(()))
+    })
+    .await?;
     match crds.get_opt(CRD).await? {
         None => Ok(false),
         Some(crd)
