@@ -116,6 +116,21 @@ impl Run {
             .flatten())
     }
 
+    /// Waits until `SchemaValid` has `status` for the current generation; its condition.
+    async fn wait_schema_valid(&self, status: &str) -> anyhow::Result<(String, String, String)> {
+        eventually(
+            &format!("SchemaValid={status}"),
+            Duration::from_secs(120),
+            || async {
+                Ok(self
+                    .condition("SchemaValid")
+                    .await?
+                    .filter(|c| c.0 == status))
+            },
+        )
+        .await
+    }
+
     async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         eventually("the ZeroStack Ready", timeout, || async {
             Ok(self.condition("Ready").await?.filter(|c| c.0 == "True"))
@@ -786,14 +801,7 @@ async fn invalid_schema_change(run: &Run) -> anyhow::Result<()> {
     }
     run.set_user_schema("{\"tables\": {\"users\": {\"primaryKey\": [\"nope\"]}}}")
         .await?;
-    let (_, reason, message) =
-        eventually("SchemaValid=False", Duration::from_secs(120), || async {
-            Ok(run
-                .condition("SchemaValid")
-                .await?
-                .filter(|c| c.0 == "False"))
-        })
-        .await?;
+    let (_, reason, message) = run.wait_schema_valid("False").await?;
     if !message.contains("zrocket-schema") {
         bail!("the message does not name the ConfigMap ({reason}): {message}");
     }
@@ -809,13 +817,7 @@ async fn invalid_schema_change(run: &Run) -> anyhow::Result<()> {
     }
     // Put the good schema back: valid again, and nothing rolls (it is the one running).
     run.set_user_schema(&good).await?;
-    eventually("SchemaValid=True", Duration::from_secs(120), || async {
-        Ok(run
-            .condition("SchemaValid")
-            .await?
-            .filter(|c| c.0 == "True"))
-    })
-    .await?;
+    run.wait_schema_valid("True").await?;
     if run.source_hash().await? != hash {
         bail!("restoring the running schema rolled the source");
     }
