@@ -959,13 +959,17 @@ async fn helm_upgrade(run: &Run) -> anyhow::Result<()> {
     let operator: Api<Deployment> = Api::namespaced(run.client.clone(), SYSTEM);
     let pods: Api<Pod> = Api::namespaced(run.client.clone(), SYSTEM);
     let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}"));
-    let before: Vec<String> = pods
-        .list(&lp)
-        .await?
-        .items
-        .iter()
-        .filter_map(|p| p.uid())
-        .collect();
+    let uids = || async {
+        anyhow::Ok(
+            pods.list(&lp)
+                .await?
+                .items
+                .iter()
+                .filter_map(|p| p.uid())
+                .collect::<Vec<String>>(),
+        )
+    };
+    let before = uids().await?;
     let generations = run.generations().await?;
     helm(
         &run.cluster,
@@ -1003,13 +1007,7 @@ async fn helm_upgrade(run: &Run) -> anyhow::Result<()> {
         "the old operator pods gone",
         Duration::from_secs(120),
         || async {
-            let now: Vec<String> = pods
-                .list(&lp)
-                .await?
-                .items
-                .iter()
-                .filter_map(|p| p.uid())
-                .collect();
+            let now = uids().await?;
             Ok((!now.is_empty() && now.iter().all(|u| !before.contains(u))).then_some(()))
         },
     )
