@@ -9,12 +9,12 @@
 //! Secrets are [`Secret`]s, whose `Debug` output is redacted, so the raw arguments and the
 //! validated settings are both safe to log.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 use zerostack_spec::env::app as env;
+pub use zerostack_spec::secret::Secret;
 
 pub const DEFAULT_PORT: u16 = 8011;
 pub const DEFAULT_PUBLIC_ZERO_URL: &str = "http://localhost:4848";
@@ -109,35 +109,6 @@ pub struct LogArgs {
     /// Log format: text or json (default text).
     #[arg(long, env = env::LOG_FORMAT, global = true)]
     pub log_format: Option<String>,
-}
-
-/// A setting that must not reach a log line or an error message.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-/// clap builds a [`Secret`] through this.
-impl From<String> for Secret {
-    fn from(s: String) -> Secret {
-        Secret(s)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Secret {
-        Secret(s.to_string())
-    }
 }
 
 /// A configuration problem, naming the variable at fault and never quoting a secret.

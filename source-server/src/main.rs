@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings, loaded: Loaded) -> anyhow::Result<()> {
-    let options = mongodb::options::ClientOptions::parse(&settings.mongodb_uri.0)
+    let options = mongodb::options::ClientOptions::parse(settings.mongodb_uri.expose())
         .await
         .map_err(|_| anyhow::anyhow!("MONGODB_URI is not a valid MongoDB connection string"))?;
     let database = settings

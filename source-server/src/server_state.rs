@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
-use zerostack_spec::secret::constant_time_eq;
 
 use crate::config::inputs::Loaded;
 use crate::config::settings::Settings;
@@ -70,9 +69,7 @@ impl ServerState {
     pub fn authorized(&self, given: Option<&str>) -> bool {
         match &self.settings.source_token {
             None => true,
-            Some(expected) => {
-                given.is_some_and(|g| constant_time_eq(g.as_bytes(), expected.0.as_bytes()))
-            }
+            Some(expected) => given.is_some_and(|g| expected.matches(g)),
         }
     }
 

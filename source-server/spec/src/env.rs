@@ -66,6 +66,17 @@ pub mod app {
     pub const ZERO_API_KEY: &str = "ZERO_API_KEY";
     /// Folder of the built web UI.
     pub const WEB_DIR: &str = "WEB_DIR";
+    /// `true` turns on the password-less dev login (local use only; off by default).
+    pub const DEV_LOGIN: &str = "DEV_LOGIN";
+    /// OIDC issuer (`iss`) whose ID tokens the app accepts; unset means no external sign-in.
+    pub const OIDC_ISSUER: &str = "OIDC_ISSUER";
+    /// The issuer's JWKS URL (its signing keys).
+    pub const OIDC_JWKS_URL: &str = "OIDC_JWKS_URL";
+    /// The audience (`aud`) the tokens must name: the app's client id at the provider.
+    pub const OIDC_AUDIENCE: &str = "OIDC_AUDIENCE";
+    /// `true` when the app is served over HTTPS (directly or behind a TLS-terminating proxy):
+    /// the session cookie gets `Secure`.
+    pub const COOKIE_SECURE: &str = "COOKIE_SECURE";
     /// Log level.
     pub const LOG_LEVEL: &str = "LOG_LEVEL";
     /// `text` or `json`.

@@ -1,7 +1,56 @@
-//! Comparing secrets without leaking them through timing.
+//! Secrets: a value type that never prints, and comparing without leaking through timing.
+//!
+//! [`Secret`] is the one type every binary keeps a MongoDB URI, a token or a password in: its
+//! `Debug` is redacted and it has no `Display`, so a future `{:?}` of a config or connection
+//! struct cannot put one in a log line. Reading the value takes an explicit [`Secret::expose`].
 //!
 //! The source checks zero-cache's token and the app checks its API key and token signatures; an
 //! early-exit comparison would tell an attacker how many leading bytes of a guess are right.
+
+use std::fmt;
+
+/// A setting that must not reach a log line, an error message or a status field.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that must use it (a connection, a comparison).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Compares with a presented value in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), presented.as_bytes())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// clap builds a [`Secret`] through this.
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
 
 /// Compares in time that depends only on the lengths (which are not secret here).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -13,7 +62,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{Secret, constant_time_eq};
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new("mongodb://user:hunter2@host/db");
+        assert_eq!(format!("{s:?}"), "<redacted>");
+        assert_eq!(format!("{:?}", Some(s.clone())), "Some(<redacted>)");
+        assert!(s.matches("mongodb://user:hunter2@host/db"));
+        assert!(!s.matches("mongodb://user:hunter3@host/db"));
+    }
 
     #[test]
     fn equal_only_when_every_byte_and_the_length_match() {

@@ -4,11 +4,11 @@
 //! Secrets (the MongoDB URI, the shared token) are kept out of `Debug` output so that no log line
 //! or error can echo them.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
+pub use zerostack_spec::secret::Secret;
 use zerostack_spec::{bookkeeping, env::source as env};
 
 use crate::config::streaming::{FullDocument, StreamLimits};
@@ -146,15 +146,6 @@ pub enum Input {
     File(PathBuf),
     Url(String),
     Inline(serde_json::Value),
-}
-
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,7 +294,7 @@ impl Settings {
             .or(file.source_token)
             .filter(|t| !t.is_empty());
         Ok(Settings {
-            mongodb_uri: Secret(mongodb_uri),
+            mongodb_uri: Secret::new(mongodb_uri),
             mongodb_database: cli.mongodb_database.clone().or(file.mongodb_database),
             host: cli
                 .host
@@ -319,7 +310,7 @@ impl Settings {
                 mappings_inline,
             )?,
             permissions: pick_input("permissions", perm_file, perm_url, perm_inline)?,
-            source_token: token.map(Secret),
+            source_token: token.map(Secret::new),
             clients_collection: cli
                 .clients_collection
                 .clone()
