@@ -10,6 +10,13 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
+# Help needs nothing installed or built: the binary's own help, kept identical by a unit test.
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help) cat "$REPO/tests/bench/help.txt"; exit 0 ;;
+        --) break ;;
+    esac
+done
 "$REPO/tests/install.sh" all
 echo "[bench] cargo build --release -p source-server -p zerostack-bench --bins"
 cargo build --release -p source-server -p zerostack-bench --bins

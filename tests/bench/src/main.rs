@@ -703,6 +703,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
+    /// `tests/bench.sh --help` prints `tests/bench/help.txt` without building anything, so that
+    /// file must say exactly what the binary's own `--help` says. `UPDATE_HELP=1` rewrites it.
+    #[test]
+    fn the_scripts_help_is_the_binarys_help() {
+        use clap::CommandFactory;
+        let rendered = Args::command()
+            .bin_name("tests/bench.sh")
+            .term_width(100)
+            .render_long_help()
+            .to_string();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("help.txt");
+        if std::env::var_os("UPDATE_HELP").is_some() {
+            std::fs::write(&path, &rendered).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            committed, rendered,
+            "tests/bench/help.txt is stale: run UPDATE_HELP=1 cargo test -p zerostack-bench"
+        );
+    }
+
     #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
