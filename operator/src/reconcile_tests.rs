@@ -768,3 +768,58 @@ fn event_notes_are_cut_at_a_character_boundary() {
     assert_eq!(cut.len(), 999, "the two-byte é at byte 999 does not fit");
     assert_eq!(truncate_chars("short".into(), 1000), "short");
 }
+
+/// A schema error quotes the user's table name; when a multi-byte character of it straddles
+/// byte 1000 of the Event note, the reconcile must still finish (a byte cut would panic and put
+/// the operator into a crash loop) and the note must be a whole-character prefix.
+#[tokio::test]
+async fn schema_error_with_a_multibyte_character_at_byte_1000_does_not_panic() {
+    // Find a padding for which byte 1000 of the SchemaValid note falls inside a character, from
+    // the message the shared spec crate really produces (not a guess of its format).
+    let (schema, note) = (0..3)
+        .find_map(|pad| {
+            let table = format!("t{}{}", "x".repeat(pad), "漢".repeat(400));
+            // A column of an unknown type: the error names the table.
+            let schema = format!(
+                r#"{{"tables":{{"{table}":{{"name":"{table}","columns":{{"id":{{"type":"integer","optional":false}}}},"primaryKey":["id"]}}}},"relationships":{{}}}}"#
+            );
+            let files = schema_check::SchemaFiles {
+                origin: format!("ZeroStack {NS}/chat spec.schema.inline"),
+                schema: schema.clone(),
+                table_mappings: None,
+                permissions: None,
+            };
+            let message = schema_check::check(&files).expect_err("the schema is invalid");
+            let note = format!("SchemaValid=False: {message}");
+            (note.len() > 1000 && !note.is_char_boundary(1000)).then_some((schema, note))
+        })
+        .expect("some padding puts a multi-byte character across byte 1000");
+
+    let mut zs = zerostack("chat");
+    zs.spec.schema.inline.as_mut().unwrap().schema = schema;
+    zs.spec.schema.inline.as_mut().unwrap().table_mappings = None;
+    let (ctx, fake) = setup(&zs);
+    run(&ctx, &fake).await.expect("reconcile ok");
+
+    assert_eq!(cond(&current(&fake), "SchemaValid").status, "False");
+    let notes: Vec<String> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == Method::POST && c.path.contains("/events"))
+        .filter_map(|c| c.body?["note"].as_str().map(str::to_string))
+        .collect();
+    let schema_note = notes
+        .iter()
+        .find(|n| n.starts_with("SchemaValid=False"))
+        .unwrap_or_else(|| panic!("no SchemaValid event among {notes:?}"));
+    assert!(
+        schema_note.len() <= 1000 && schema_note.len() > 990,
+        "{}",
+        schema_note.len()
+    );
+    assert!(
+        note.starts_with(schema_note.as_str()),
+        "a prefix of the full note"
+    );
+    assert!(notes.iter().all(|n| n.len() <= 1000));
+}
