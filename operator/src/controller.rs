@@ -1,6 +1,14 @@
 //! Wiring of the kube-runtime Controller: the ZeroStack watch, `.owns()` on every child kind
 //! (so a child edited or deleted by hand is put back), and a watch on the user's schema
 //! ConfigMaps (so an edit there is validated and rolled without touching the ZeroStack).
+//!
+//! Every watch is narrowed by a label selector, so the operator never lists or caches the
+//! cluster's other ConfigMaps and Secrets: children by the `managed-by` label the operator puts
+//! on them, the user's schema ConfigMaps by [`SCHEMA_LABEL`], which the user adds. A label
+//! rather than a metadata-only watch of every ConfigMap with a mapper, because that would still
+//! list and watch (and need RBAC for) every ConfigMap in scope. A referenced ConfigMap without
+//! the label is still read on every reconcile, and the reconcile then requeues itself sooner
+//! (`reconcile::UNLABELLED_SCHEMA_REQUEUE`), so its edits arrive, only later.
 
 use std::sync::Arc;
 
@@ -18,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::crd::ZeroStack;
 use crate::reconcile::{Context, error_policy, reconcile};
-use crate::render::MANAGER;
+use crate::render::{MANAGER, SCHEMA_LABEL};
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -31,9 +39,11 @@ where
     }
 }
 
-/// Checks that the CRD is installed, with an actionable message when it is not.
-pub async fn check_crd(client: &Client) -> anyhow::Result<()> {
-    let zs: Api<ZeroStack> = Api::all(client.clone());
+/// Checks that the CRD is installed, with an actionable message when it is not. Lists in the
+/// watched namespace only, when there is one: a namespaced operator has no right to list
+/// across the cluster.
+pub async fn check_crd(client: &Client, namespace: Option<&str>) -> anyhow::Result<()> {
+    let zs: Api<ZeroStack> = api(client, namespace);
     zs.list(&ListParams::default().limit(1))
         .await
         .map_err(|e| {
@@ -70,7 +80,7 @@ pub async fn run(
         .owns(api::<NetworkPolicy>(&client, ns), owned)
         .watches(
             api::<ConfigMap>(&client, ns),
-            watcher::Config::default(),
+            watcher::Config::default().labels(SCHEMA_LABEL),
             move |cm| {
                 // Every ZeroStack whose spec.schema.configMapRef names this ConfigMap.
                 let cm_ns = cm.namespace();

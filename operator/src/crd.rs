@@ -129,9 +129,9 @@ pub struct ZeroStackSpec {
     #[serde(default)]
     pub app: AppSpec,
 
-    /// NetworkPolicies that let only zero-cache reach the change source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network_policy: Option<NetworkPolicySpec>,
+    /// NetworkPolicies that let only zero-cache reach the change source (on by default).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 }
 
 fn default_app_id() -> String {
@@ -395,12 +395,39 @@ pub struct AppSpec {
     /// The zero-cache URL browsers use (`PUBLIC_ZERO_URL`), e.g. your Ingress for zero-cache.
     #[serde(default = "default_public_zero_url")]
     pub public_zero_url: String,
+    /// Turn on the password-less dev login (`DEV_LOGIN=true`): anyone who can reach the app can
+    /// sign in as any user by name. For local trials only; never on a stack others can reach.
+    #[serde(default)]
+    pub dev_login: bool,
+    /// Accept ID tokens from an external OpenID Connect provider (`OIDC_ISSUER`,
+    /// `OIDC_JWKS_URL`, `OIDC_AUDIENCE`); a token's subject becomes a user on first sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSpec>,
+    /// The app is served over HTTPS (directly or behind a TLS-terminating Ingress): the session
+    /// cookie gets `Secure` (`COOKIE_SECURE=true`).
+    #[serde(default)]
+    pub cookie_secure: bool,
     /// Log level (`LOG_LEVEL`).
     #[serde(default = "default_log_level")]
     pub log_level: String,
     /// Image, resources, env and scheduling.
     #[serde(flatten)]
     pub workload: WorkloadSpec,
+}
+
+/// An OpenID Connect provider whose ID tokens the app accepts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcSpec {
+    /// The issuer (`iss`) the tokens must name, e.g. `https://accounts.example.com`.
+    #[x_kube(validation = Rule::new("self != ''").message("oidc.issuer must not be empty"))]
+    pub issuer: String,
+    /// The URL of the issuer's signing keys (JWKS).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("oidc.jwksUrl must be an http(s) URL"))]
+    pub jwks_url: String,
+    /// The audience (`aud`) the tokens must name: the app's client id at the provider.
+    #[x_kube(validation = Rule::new("self != ''").message("oidc.audience must not be empty"))]
+    pub audience: String,
 }
 
 impl Default for AppSpec {
@@ -410,19 +437,31 @@ impl Default for AppSpec {
             replicas: 1,
             auth_secret_ref: None,
             public_zero_url: default_public_zero_url(),
+            dev_login: false,
+            oidc: None,
+            cookie_secure: false,
             log_level: default_log_level(),
             workload: WorkloadSpec::default(),
         }
     }
 }
 
-/// NetworkPolicy settings.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+/// NetworkPolicy settings. On by default: the change source serves the schema and the change
+/// stream, which only zero-cache needs. They take effect only where the cluster's network plugin
+/// enforces NetworkPolicies.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySpec {
-    /// Create a NetworkPolicy that admits only zero-cache pods to the change source.
-    #[serde(default)]
+    /// Create NetworkPolicies that admit only zero-cache pods to the change source (port 8001)
+    /// and only the client port (4848) of zero-cache. The app and your databases get none.
+    #[serde(default = "yes")]
     pub enabled: bool,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 fn one() -> i32 {

@@ -59,7 +59,7 @@ pub fn zerostack(name: &str) -> ZeroStack {
             source: Default::default(),
             cache: Default::default(),
             app: Default::default(),
-            network_policy: None,
+            network_policy: Default::default(),
         },
     );
     zs.metadata.namespace = Some("demo".into());

@@ -107,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
             .into_future(),
     );
 
-    controller::check_crd(&client).await?;
+    let namespace = args.watch_namespace.clone().filter(|n| !n.is_empty());
+    controller::check_crd(&client, namespace.as_deref()).await?;
 
     if args.leader_election {
         let identity = args
@@ -132,7 +133,6 @@ async fn main() -> anyhow::Result<()> {
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context::new(client, Some(recorder), metrics));
-    let namespace = args.watch_namespace.filter(|n| !n.is_empty());
     controller::run(ctx, namespace, wait_stop(stop_rx)).await;
     let _ = server.await;
     info!("stopped");

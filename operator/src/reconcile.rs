@@ -197,7 +197,7 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
     }
 
     // 1. The schema: validate before anything rolls.
-    let (schema, outcome) = resolve_schema(zs, ctx, &ns).await?;
+    let (schema, outcome, schema_unwatched) = resolve_schema(zs, ctx, &ns).await?;
 
     // 2. Generated secrets: reuse what exists, generate what is missing.
     let generated = generated_secrets(zs, ctx, &ns).await?;
@@ -279,20 +279,30 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
         .iter()
         .any(|c| c.type_ == status::types::READY && c.status == "True");
     write_status(zs, ctx, st).await?;
-    Ok(Action::requeue(if ready {
+    let mut requeue = if ready {
         Duration::from_secs(300)
     } else {
         Duration::from_secs(30)
-    }))
+    };
+    if schema_unwatched {
+        requeue = requeue.min(UNLABELLED_SCHEMA_REQUEUE);
+    }
+    Ok(Action::requeue(requeue))
 }
 
+/// How soon a stack whose schema ConfigMap lacks [`render::SCHEMA_LABEL`] is reconciled again:
+/// no watch event tells the operator about an edit of such a ConfigMap, so it looks this often.
+pub const UNLABELLED_SCHEMA_REQUEUE: Duration = Duration::from_secs(60);
+
 /// Reads and validates the schema. On failure, falls back to the running ConfigMap's files so
-/// nothing rolls.
+/// nothing rolls. The flag says whether the schema comes from a ConfigMap the operator's watch
+/// does not see (missing, or without [`render::SCHEMA_LABEL`]).
 async fn resolve_schema(
     zs: &ZeroStack,
     ctx: &Context,
     ns: &str,
-) -> Result<(Option<RenderedSchema>, SchemaOutcome), Error> {
+) -> Result<(Option<RenderedSchema>, SchemaOutcome, bool), Error> {
+    let mut unwatched = false;
     let files = match (&zs.spec.schema.inline, &zs.spec.schema.config_map_ref) {
         (Some(i), _) => Ok(SchemaFiles {
             origin: format!("ZeroStack {ns}/{} spec.schema.inline", zs.name_any()),
@@ -306,6 +316,9 @@ async fn resolve_schema(
                 .get_opt(&r.name)
                 .await
                 .map_err(kube_err(format!("reading ConfigMap {ns}/{}", r.name)))?;
+            unwatched = cm
+                .as_ref()
+                .is_none_or(|cm| !cm.labels().contains_key(render::SCHEMA_LABEL));
             match cm {
                 None => Err((
                     "ConfigMapNotFound",
@@ -340,7 +353,7 @@ async fn resolve_schema(
     match checked {
         Ok(rendered) => {
             let hash = rendered.hash.clone();
-            Ok((Some(rendered), SchemaOutcome::Valid { hash }))
+            Ok((Some(rendered), SchemaOutcome::Valid { hash }, unwatched))
         }
         Err((reason, message)) => {
             let running = running_schema(zs, ctx, ns).await?;
@@ -352,6 +365,7 @@ async fn resolve_schema(
                     message,
                     running_hash,
                 },
+                unwatched,
             ))
         }
     }

@@ -493,7 +493,10 @@ async fn the_users_schema_config_map_is_never_written_or_owned() {
 async fn a_name_taken_by_a_foreign_object_is_a_condition_never_a_takeover() {
     let mut zs = zerostack("chat");
     zs.spec.source.replicas = 2; // so that a PodDisruptionBudget is rendered
-    zs.spec.network_policy = Some(crate::crd::NetworkPolicySpec { enabled: true });
+    assert!(
+        zs.spec.network_policy.enabled,
+        "NetworkPolicies are on by default"
+    );
     let schema = crate::schema_check::check(&crate::schema_check::SchemaFiles {
         origin: "test".into(),
         schema: SCHEMA.into(),
@@ -822,4 +825,40 @@ async fn schema_error_with_a_multibyte_character_at_byte_1000_does_not_panic() {
         "a prefix of the full note"
     );
     assert!(notes.iter().all(|n| n.len() <= 1000));
+}
+
+/// The operator watches only schema ConfigMaps that carry `zerostack.dev/schema`; a stack whose
+/// ConfigMap lacks it still reconciles, and looks again within a minute even when Ready (no
+/// watch event would tell it about an edit), while a labelled one waits for its event.
+#[tokio::test]
+async fn an_unlabelled_schema_config_map_is_polled_a_labelled_one_is_watched() {
+    let mut zs = zerostack("chat");
+    zs.spec.schema.inline = None;
+    zs.spec.schema.config_map_ref = Some(crate::crd::SchemaConfigMapRef {
+        name: "zrocket-schema".into(),
+        schema_key: "schema.json".into(),
+        table_mappings_key: "table-mappings.json".into(),
+        permissions_key: "permissions.json".into(),
+    });
+    let (ctx, fake) = setup(&zs);
+    let cm = |labels: Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "zrocket-schema", "namespace": "demo", "labels": labels},
+            "data": {"schema.json": SCHEMA, "table-mappings.json": crate::fixtures::MAPPINGS}})
+    };
+    fake.insert(&format!("{CMS}zrocket-schema"), cm(serde_json::json!({})));
+    run(&ctx, &fake).await.unwrap();
+    for d in ["chat-source", "chat-cache", "chat-app"] {
+        fake.make_ready(NS, d);
+    }
+    let unlabelled = run(&ctx, &fake).await.unwrap();
+    assert_eq!(cond(&current(&fake), "Ready").status, "True");
+    assert_eq!(unlabelled, Action::requeue(UNLABELLED_SCHEMA_REQUEUE));
+
+    fake.insert(
+        &format!("{CMS}zrocket-schema"),
+        cm(serde_json::json!({render::SCHEMA_LABEL: "true"})),
+    );
+    let labelled = run(&ctx, &fake).await.unwrap();
+    assert_eq!(labelled, Action::requeue(Duration::from_secs(300)));
 }

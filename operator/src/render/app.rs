@@ -40,6 +40,19 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
     }
     envs.push(env_secret(vars::AUTH_SECRET, &auth_ref(zs)));
     envs.push(env(vars::PUBLIC_ZERO_URL, spec.public_zero_url.clone()));
+    // Sign-in modes: each variable only when asked for, so the app's safe defaults (no dev
+    // login, no external identity, Secure decided by the app) hold for a stack that says nothing.
+    if spec.dev_login {
+        envs.push(env(vars::DEV_LOGIN, "true"));
+    }
+    if let Some(oidc) = &spec.oidc {
+        envs.push(env(vars::OIDC_ISSUER, oidc.issuer.clone()));
+        envs.push(env(vars::OIDC_JWKS_URL, oidc.jwks_url.clone()));
+        envs.push(env(vars::OIDC_AUDIENCE, oidc.audience.clone()));
+    }
+    if spec.cookie_secure {
+        envs.push(env(vars::COOKIE_SECURE, "true"));
+    }
     envs.push(env(vars::LOG_LEVEL, spec.log_level.clone()));
     envs.push(env(vars::LOG_FORMAT, "json"));
 

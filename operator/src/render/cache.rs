@@ -93,6 +93,10 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
             "ZERO_QUERY_URL",
             format!("http://{app}:{APP_PORT}/api/zero/query"),
         ));
+        // Browsers authenticate to the app by its session cookie; zero-cache passes it on to
+        // the mutate and query endpoints only when told to.
+        envs.push(env("ZERO_MUTATE_FORWARD_COOKIES", "true"));
+        envs.push(env("ZERO_QUERY_FORWARD_COOKIES", "true"));
     }
     if spec.verify_tokens {
         envs.push(env_secret("ZERO_AUTH_SECRET", &super::app::auth_ref(zs)));

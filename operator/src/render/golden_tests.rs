@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::crd::{NetworkPolicySpec, SecretKeyRef};
+use crate::crd::{NetworkPolicySpec, OidcSpec, SecretKeyRef};
 use crate::fixtures::{MAPPINGS, SCHEMA, zerostack};
 use crate::schema_check::{SchemaFiles, check};
 
@@ -77,7 +77,15 @@ fn golden_customised_stack() {
     zs.spec.app.replicas = 3;
     zs.spec.app.public_zero_url = "https://zero.example.com".into();
     zs.spec.app.workload.node_selector = Some([("pool".to_string(), "web".to_string())].into());
-    zs.spec.network_policy = Some(NetworkPolicySpec { enabled: true });
+    zs.spec.app.dev_login = true;
+    zs.spec.app.cookie_secure = true;
+    zs.spec.app.oidc = Some(OidcSpec {
+        issuer: "https://id.example.com".into(),
+        jwks_url: "https://id.example.com/.well-known/jwks.json".into(),
+        audience: "zrocket".into(),
+    });
+    // NetworkPolicies are on by default (the default golden has them); this one turns them off.
+    zs.spec.network_policy = NetworkPolicySpec { enabled: false };
     golden("customised", &zs, &inputs());
 }
 
@@ -92,8 +100,7 @@ fn golden_app_disabled_without_schema() {
 
 #[test]
 fn every_pod_is_hardened() {
-    let mut zs = zerostack("chat");
-    zs.spec.network_policy = Some(NetworkPolicySpec { enabled: true });
+    let zs = zerostack("chat");
     for child in render(&zs, &inputs()) {
         let Child::Deployment(d) = child else {
             continue;

@@ -31,6 +31,10 @@ use crate::schema_check::RenderedSchema;
 
 /// Field manager / managed-by value of everything the operator writes.
 pub const MANAGER: &str = "zerostack-operator";
+/// The label (any value; `"true"` by convention) that puts a user's schema ConfigMap under the
+/// operator's watch, so its edits roll out at once. The operator watches no other ConfigMap it
+/// did not create.
+pub const SCHEMA_LABEL: &str = "zerostack.dev/schema";
 /// Pod-template annotation holding the hash of the rendered schema files.
 pub const SCHEMA_HASH_ANNOTATION: &str = "zerostack.dev/schema-hash";
 /// Port of the change source.

@@ -1,6 +1,7 @@
 //! Availability and network policies: PodDisruptionBudgets where a component has more than one
-//! pod (never for a singleton, which would block node drains), and the optional NetworkPolicies
-//! that keep the change source private to zero-cache and zero-cache's internal ports closed.
+//! pod (never for a singleton, which would block node drains), and the NetworkPolicies (on unless
+//! turned off) that keep the change source private to zero-cache and zero-cache's internal ports
+//! closed.
 
 use std::collections::BTreeMap;
 
@@ -41,9 +42,13 @@ pub fn pdbs(zs: &ZeroStack) -> Vec<PodDisruptionBudget> {
         .collect()
 }
 
-/// NetworkPolicies, when `spec.networkPolicy.enabled`.
+/// NetworkPolicies, unless `spec.networkPolicy.enabled` is false. Who must reach whom, and why
+/// these two policies allow it: zero-cache → source :8001 (the change stream; the only peer
+/// the source admits), zero-cache → app :8011 and the app → MongoDB (neither has a policy),
+/// browsers and port-forwards → zero-cache :4848 (admitted from anywhere) and → the app (no
+/// policy). Only ingress is restricted, so no pod loses its way out (DNS, MongoDB, PostgreSQL).
 pub fn network_policies(zs: &ZeroStack) -> Vec<NetworkPolicy> {
-    if !zs.spec.network_policy.as_ref().is_some_and(|n| n.enabled) {
+    if !zs.spec.network_policy.enabled {
         return vec![];
     }
     let port = |p: i32| NetworkPolicyPort {

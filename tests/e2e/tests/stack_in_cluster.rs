@@ -556,6 +556,20 @@ async fn scenario(
         ],
         None,
     )?;
+    // As the README says: the label puts the ConfigMap under the operator's watch, so the
+    // schema-change cases see their edits roll at once rather than on the next periodic look.
+    kubectl(
+        "kubectl label configmap",
+        &[
+            "-n",
+            DEMO,
+            "label",
+            "configmap",
+            "zrocket-schema",
+            "zerostack.dev/schema=true",
+        ],
+        None,
+    )?;
     let zero_port = free_port();
     let example = std::fs::read_to_string(root.join("manifests/zerostack.yaml"))?;
     let zs = manifests::zerostack(&example, &images, &format!("http://127.0.0.1:{zero_port}"))?;
