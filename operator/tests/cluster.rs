@@ -2,7 +2,9 @@
 //! cluster `tests/run.sh` starts, kind in GitHub Actions); see `zerostack_harness::cluster` for
 //! when it runs and when it is skipped with one printed line.
 //!
-//! It installs the CRD, runs the controller in-process scoped to a fresh namespace, creates a
+//! It installs the CRD, runs the controller in-process scoped to a fresh namespace and acting as
+//! the chart's ServiceAccount with only the Role the chart renders for `watchNamespace` (no
+//! ClusterRole: impersonation, so the API server enforces exactly that Role), creates a
 //! ZeroStack whose schema comes from the user's ConfigMap, and checks children, owner references,
 //! status, the schema-hash rollout, that the user's ConfigMap is never written or owned, that a
 //! name taken by a foreign object is a condition and not a takeover, and garbage collection that
@@ -18,6 +20,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use zerostack_harness::cluster::Cluster;
+use zerostack_harness::process::output;
 use zerostack_operator::crd::ZeroStack;
 use zerostack_operator::metrics::Metrics;
 use zerostack_operator::reconcile::Context;
@@ -51,7 +55,7 @@ fn hash(d: &Deployment) -> Option<String> {
 
 #[tokio::test]
 async fn cluster_suite() {
-    let Some(cluster) = zerostack_harness::cluster::Cluster::get("cluster_suite") else {
+    let Some(cluster) = Cluster::get("cluster_suite") else {
         return;
     };
     let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig readable");
@@ -114,7 +118,7 @@ async fn cluster_suite() {
         .await
         .expect("namespace created");
 
-    let result = tokio::spawn(run_suite(client.clone(), ns_name.clone())).await;
+    let result = tokio::spawn(run_suite(cluster.clone(), client.clone(), ns_name.clone())).await;
     let _ = namespaces
         .delete(&ns_name, &DeleteParams::background())
         .await;
@@ -150,12 +154,74 @@ async fn condition(stacks: &Api<ZeroStack>, type_: &str) -> Option<(String, Stri
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-async fn run_suite(client: Client, ns: String) {
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        None,
-        Arc::new(Metrics::default()),
+/// Release name of the chart's RBAC in the suite's namespace.
+const RELEASE: &str = "suite";
+
+/// Applies the ServiceAccount, Role and RoleBinding the chart renders for `watchNamespace=ns`
+/// (checking that it renders nothing cluster-wide), and returns a client acting as that
+/// ServiceAccount, so every call the controller makes is authorised by that Role alone.
+async fn client_with_only_the_charts_role(cluster: &Cluster, ns: &str) -> Client {
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/zerostack-operator");
+    let mut helm = cluster.helm();
+    helm.args(["template", RELEASE, chart, "--namespace", ns])
+        .args(["--set", &format!("watchNamespace={ns}")])
+        .args(["--show-only", "templates/serviceaccount.yaml"])
+        .args(["--show-only", "templates/rbac.yaml"]);
+    let rendered = output(&mut helm, None).expect("helm runs");
+    assert!(rendered.success(), "helm template: {}", rendered.all());
+    for kind in ["kind: ClusterRole", "kind: ClusterRoleBinding"] {
+        assert!(
+            !rendered.stdout.contains(kind),
+            "a namespaced release renders no {kind}:\n{}",
+            rendered.stdout
+        );
+    }
+    let mut apply = cluster.kubectl();
+    apply.args(["apply", "-n", ns, "-f", "-"]);
+    let applied = output(&mut apply, Some(&rendered.stdout)).expect("kubectl runs");
+    assert!(applied.success(), "kubectl apply: {}", applied.all());
+
+    let kubeconfig = Kubeconfig::read_from(&cluster.kubeconfig).expect("kubeconfig readable");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig usable");
+    config.auth_info.impersonate = Some(format!(
+        "system:serviceaccount:{ns}:{RELEASE}-zerostack-operator"
     ));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".into(),
+    ]);
+    let client = Client::try_from(config).expect("impersonating client");
+    // The Role is all it has: nothing outside the namespace, not even a list of ConfigMaps.
+    let everywhere: Api<ConfigMap> = Api::all(client.clone());
+    let outside: Api<Secret> = Api::namespaced(client.clone(), "default");
+    for (what, denied) in [
+        (
+            "list ConfigMaps cluster-wide",
+            everywhere.list(&Default::default()).await.err(),
+        ),
+        (
+            "list Secrets in default",
+            outside.list(&Default::default()).await.err(),
+        ),
+    ] {
+        assert!(
+            matches!(denied, Some(kube::Error::Api(ref s)) if s.code == 403),
+            "the ServiceAccount may {what}: {denied:?}"
+        );
+    }
+    zerostack_operator::controller::check_crd(&client, Some(ns))
+        .await
+        .expect("the CRD check passes with the Role alone");
+    client
+}
+
+async fn run_suite(cluster: Cluster, client: Client, ns: String) {
+    let operator = client_with_only_the_charts_role(&cluster, &ns).await;
+    let ctx = Arc::new(Context::new(operator, None, Arc::new(Metrics::default())));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(zerostack_operator::controller::run(
         ctx,
@@ -172,8 +238,9 @@ async fn run_suite(client: Client, ns: String) {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    // Labelled as the README says, so its edits reach the operator by its watch.
     let user_cm: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "suite-schema"},
+        "metadata": {"name": "suite-schema", "labels": {"zerostack.dev/schema": "true"}},
         "data": {"schema.json": SCHEMA},
     }))
     .unwrap();

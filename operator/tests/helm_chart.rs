@@ -250,12 +250,14 @@ fn rendered_chart_passes_a_server_side_dry_run() {
     // Helm allows 53 characters; every name derived from it must still be valid.
     let longest = "chart-test-a-release-name-of-fifty-three-characters-x";
     assert_eq!(longest.len(), 53);
+    // The namespaced Role must land in a namespace that exists: the test's own.
+    let watch = format!("watchNamespace={}", ns.name);
     let cases: [(&str, &str, &[&str]); 3] = [
         ("default values", "zerostack-operator", &[]),
         (
             "every option on",
             "chart-test-all",
-            &["--values", ALL_OPTIONS],
+            &["--values", ALL_OPTIONS, "--set", &watch],
         ),
         (
             "the longest release name",
@@ -302,16 +304,17 @@ fn rendered_chart_passes_a_server_side_dry_run() {
             for kind in [
                 "CustomResourceDefinition",
                 "ServiceAccount",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "Role",
-                "RoleBinding",
                 "Service",
                 "Deployment",
                 "ServiceMonitor",
             ] {
                 one(&objs, kind);
             }
+            // watchNamespace: the operator's Role there and the Lease's Role, nothing cluster-wide.
+            assert_eq!(of_kind(&objs, "Role").len(), 2);
+            assert_eq!(of_kind(&objs, "RoleBinding").len(), 2);
+            assert!(of_kind(&objs, "ClusterRole").is_empty());
+            assert!(of_kind(&objs, "ClusterRoleBinding").is_empty());
         }
     }
 }
@@ -437,6 +440,79 @@ fn manifests_operator_yaml_is_the_rendered_chart() {
         str_at(one(&objs, "Deployment"), &["metadata", "name"]),
         Some("zerostack-operator")
     );
+}
+
+/// With `watchNamespace`, the operator's rights are a Role and RoleBinding in that namespace and
+/// nothing cluster-wide grants Secrets or ConfigMaps; without it, a ClusterRole does (the
+/// operator then watches every namespace). The Deployment is told the same namespace.
+#[test]
+fn a_namespaced_release_grants_only_a_role_in_that_namespace() {
+    let Some(c) = Cluster::get("a_namespaced_release_grants_only_a_role_in_that_namespace") else {
+        return;
+    };
+    let grants = |rule: &Value, resource: &str| {
+        rule["resources"]
+            .as_sequence()
+            .is_some_and(|r| r.iter().any(|r| r.as_str() == Some(resource)))
+    };
+    let sensitive = |o: &Value| {
+        o["rules"].as_sequence().is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|r| grants(r, "secrets") || grants(r, "configmaps"))
+        })
+    };
+    for leader in ["false", "true"] {
+        let objs = objects(&template(
+            &c,
+            "zs",
+            "zerostack-system",
+            &[
+                "--set",
+                &format!("watchNamespace=team-a,leaderElection.enabled={leader}"),
+            ],
+        ));
+        let cluster_wide: Vec<Key> = objs
+            .iter()
+            .filter(|o| {
+                matches!(
+                    str_at(o, &["kind"]),
+                    Some("ClusterRole" | "ClusterRoleBinding")
+                )
+            })
+            .map(key)
+            .collect();
+        assert!(cluster_wide.is_empty(), "leader={leader}: {cluster_wide:?}");
+        let roles: Vec<&Value> = of_kind(&objs, "Role")
+            .into_iter()
+            .filter(|r| sensitive(r))
+            .collect();
+        assert_eq!(roles.len(), 1, "leader={leader}: one Role grants Secrets");
+        assert_eq!(str_at(roles[0], &["metadata", "namespace"]), Some("team-a"));
+        let binding = of_kind(&objs, "RoleBinding")
+            .into_iter()
+            .find(|b| str_at(b, &["roleRef", "name"]) == str_at(roles[0], &["metadata", "name"]))
+            .expect("a RoleBinding for the Role");
+        assert_eq!(str_at(binding, &["metadata", "namespace"]), Some("team-a"));
+        assert_eq!(str_at(binding, &["roleRef", "kind"]), Some("Role"));
+        assert_eq!(
+            str_at(&binding["subjects"][0], &["namespace"]),
+            Some("zerostack-system"),
+            "bound to the ServiceAccount in the release's namespace"
+        );
+        assert_eq!(
+            env_var(one(&objs, "Deployment"), "WATCH_NAMESPACE"),
+            Some("team-a")
+        );
+    }
+    // Cluster-wide: the ClusterRole grants them, and no Role does.
+    let objs = objects(&template(&c, "zs", "zerostack-system", &[]));
+    assert!(sensitive(one(&objs, "ClusterRole")));
+    assert_eq!(
+        str_at(one(&objs, "ClusterRoleBinding"), &["roleRef", "kind"]),
+        Some("ClusterRole")
+    );
+    assert!(of_kind(&objs, "Role").is_empty());
 }
 
 /// The standard fullname: `<release>-<chart>`, the release alone when it contains the chart
@@ -661,8 +737,13 @@ fn two_releases_install_side_by_side() {
             "{}",
             status.stdout
         );
-        let crb = format!("clusterrolebinding/{}-zerostack-operator", r.name);
-        ok("kubectl get", &mut kubectl(&c, &["get", &crb]), None);
+        // watchNamespace is set, so the grant is a RoleBinding in that namespace.
+        let rb = format!("rolebinding/{}-zerostack-operator", r.name);
+        ok(
+            "kubectl get",
+            &mut kubectl(&c, &["get", "-n", &r.namespace, &rb]),
+            None,
+        );
     }
     // Uninstall before the namespaces go (the releases drop first).
     while let Some((release, ns, _)) = releases.pop() {
