@@ -219,7 +219,12 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
                 // reads 8 (the pushed-down filter), which are exactly the 8 app rows it sent.
                 let mut progress = Value::Null;
                 for _ in 0..100 {
-                    let status = source.get_json("/metadata/status").await?;
+                    let status = http::Client::new()
+                        .get(format!("{}/metadata/status", source.http()))
+                        .bearer_auth(TOKEN)
+                        .send()
+                        .await?
+                        .json()?;
                     if let Some(snapshot) = status["connections"]
                         .as_array()
                         .into_iter()
@@ -383,7 +388,12 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
                 .clone();
             shared.client()?.ack(&last).await?;
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let status = source.get_json("/metadata/status").await?;
+            let status = http::Client::new()
+                .get(format!("{}/metadata/status", source.http()))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?
+                .json()?;
             assert!(
                 status["connections"]
                     .as_array()
@@ -516,7 +526,12 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
                     "/openapi.json",
                     "/ready",
                 ] {
-                    let body = source.get_text(path).await?;
+                    let body = http::Client::new()
+                        .get(format!("{}{path}", source.http()))
+                        .bearer_auth(TOKEN)
+                        .send()
+                        .await?
+                        .text();
                     assert!(
                         !body.contains(&mongo.uri()) && !body.contains(TOKEN),
                         "{path} leaks a secret"
@@ -555,7 +570,12 @@ async fn source_speaks_the_protocol_end_to_end() -> anyhow::Result<()> {
         .run(
             "/metadata/tables shows each table's source and filter",
             async {
-                let tables = source.get_json("/metadata/tables").await?;
+                let tables = http::Client::new()
+                    .get(format!("{}/metadata/tables", source.http()))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await?
+                    .json()?;
                 let channels = tables["tables"]
                     .as_array()
                     .unwrap()

@@ -336,7 +336,12 @@ async fn zero_cache_replica_equals_mongodb_through_faults() -> anyhow::Result<()
                 .insert_one(doc! {"_id": "after-reset", "roomId": "c1", "text": "after reset"})
                 .await?;
             converge(zero, &db, "re-sync after reset-required").await?;
-            let status = source.get_json("/metadata/status").await?;
+            let status = zerostack_harness::http::Client::new()
+                .get(format!("{}/metadata/status", source.http()))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?
+                .json()?;
             assert!(
                 status["connections"]
                     .as_array()

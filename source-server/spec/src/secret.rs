@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer};
+
 /// A setting that must not reach a log line, an error message or a status field.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -52,6 +54,15 @@ impl From<&str> for Secret {
     }
 }
 
+/// Config files and query strings read a [`Secret`] directly, so the plain string never sits in
+/// a struct whose `Debug` would print it. There is deliberately no `Serialize`: a secret is never
+/// written back out.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
 /// Compares in time that depends only on the lengths (which are not secret here).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -71,6 +82,19 @@ mod tests {
         assert_eq!(format!("{:?}", Some(s.clone())), "Some(<redacted>)");
         assert!(s.matches("mongodb://user:hunter2@host/db"));
         assert!(!s.matches("mongodb://user:hunter3@host/db"));
+    }
+
+    #[test]
+    fn deserializes_from_a_string_and_stays_redacted() {
+        #[derive(serde::Deserialize, Debug)]
+        struct WithToken {
+            token: Option<Secret>,
+        }
+        let w: WithToken = serde_json::from_str(r#"{"token": "t0ps3cret"}"#).unwrap();
+        assert!(w.token.as_ref().unwrap().matches("t0ps3cret"));
+        assert!(!format!("{w:?}").contains("t0ps3cret"), "{w:?}");
+        let e = serde_json::from_str::<WithToken>(r#"{"token": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("expected a string"), "{e}");
     }
 
     #[test]

@@ -120,6 +120,7 @@ async fn fetch(input: &Input, what: &str) -> Result<(String, String), LoadError>
                 })
         }
         Input::Url(url) => {
+            let url = url.as_str();
             let origin = display_url(url);
             let text = match tokio::time::timeout(FETCH_TIMEOUT, get_text(url)).await {
                 Ok(r) => r,

@@ -31,7 +31,7 @@ pub struct Cli {
     pub config: Option<PathBuf>,
     /// MongoDB connection string; must reach a replica set (change streams need one).
     #[arg(long, env = env::MONGODB_URI, hide_env_values = true, global = true)]
-    pub mongodb_uri: Option<String>,
+    pub mongodb_uri: Option<Secret>,
     /// Database to read (default: the database in MONGODB_URI).
     #[arg(long, env = env::MONGODB_DATABASE, global = true)]
     pub mongodb_database: Option<String>,
@@ -46,22 +46,22 @@ pub struct Cli {
     pub schema_file: Option<PathBuf>,
     /// Zero schema JSON URL.
     #[arg(long, env = env::SCHEMA_URL, global = true)]
-    pub schema_url: Option<String>,
+    pub schema_url: Option<InputUrl>,
     /// Table mappings JSON file.
     #[arg(long, env = env::TABLE_MAPPINGS_FILE, global = true)]
     pub table_mappings_file: Option<PathBuf>,
     /// Table mappings JSON URL.
     #[arg(long, env = env::TABLE_MAPPINGS_URL, global = true)]
-    pub table_mappings_url: Option<String>,
+    pub table_mappings_url: Option<InputUrl>,
     /// Compiled Zero permissions JSON file (published as <app>.permissions).
     #[arg(long, env = env::PERMISSIONS_FILE, global = true)]
     pub permissions_file: Option<PathBuf>,
     /// Compiled Zero permissions JSON URL.
     #[arg(long, env = env::PERMISSIONS_URL, global = true)]
-    pub permissions_url: Option<String>,
+    pub permissions_url: Option<InputUrl>,
     /// Shared secret zero-cache must send as `?token=` in ZERO_UPSTREAM_DB.
     #[arg(long, env = env::SOURCE_TOKEN, hide_env_values = true, global = true)]
-    pub source_token: Option<String>,
+    pub source_token: Option<Secret>,
     /// Collection published as <app>_<shard>.clients (default zero_clients).
     #[arg(long, env = env::CLIENTS_COLLECTION, global = true)]
     pub clients_collection: Option<String>,
@@ -115,20 +115,20 @@ fn parse_full_document(s: &str) -> Result<FullDocument, String> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
-    mongodb_uri: Option<String>,
+    mongodb_uri: Option<Secret>,
     mongodb_database: Option<String>,
     host: Option<String>,
     port: Option<u16>,
     schema_file: Option<PathBuf>,
-    schema_url: Option<String>,
+    schema_url: Option<InputUrl>,
     schema: Option<serde_json::Value>,
     table_mappings_file: Option<PathBuf>,
-    table_mappings_url: Option<String>,
+    table_mappings_url: Option<InputUrl>,
     table_mappings: Option<serde_json::Value>,
     permissions_file: Option<PathBuf>,
-    permissions_url: Option<String>,
+    permissions_url: Option<InputUrl>,
     permissions: Option<serde_json::Value>,
-    source_token: Option<String>,
+    source_token: Option<Secret>,
     clients_collection: Option<String>,
     mutations_collection: Option<String>,
     registry_collection: Option<String>,
@@ -144,8 +144,34 @@ struct FileSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
     File(PathBuf),
-    Url(String),
+    Url(InputUrl),
     Inline(serde_json::Value),
+}
+
+/// A URL input (`ZERO_SCHEMA_URL`, …). It may carry credentials (`https://user:pw@host/…?token=…`),
+/// so its `Debug` shows it the way error messages do, without user info and query; the whole URL
+/// takes an explicit [`InputUrl::as_str`].
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct InputUrl(String);
+
+impl InputUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// clap builds an [`InputUrl`] through this.
+impl From<String> for InputUrl {
+    fn from(s: String) -> InputUrl {
+        InputUrl(s)
+    }
+}
+
+impl std::fmt::Debug for InputUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::config::inputs::display_url(&self.0))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +212,7 @@ pub enum ConfigError {
 fn pick_input(
     what: &str,
     file: Option<PathBuf>,
-    url: Option<String>,
+    url: Option<InputUrl>,
     inline: Option<serde_json::Value>,
 ) -> Result<Option<Input>, ConfigError> {
     let given = [file.is_some(), url.is_some(), inline.is_some()]
@@ -294,7 +320,7 @@ impl Settings {
             .or(file.source_token)
             .filter(|t| !t.is_empty());
         Ok(Settings {
-            mongodb_uri: Secret::new(mongodb_uri),
+            mongodb_uri,
             mongodb_database: cli.mongodb_database.clone().or(file.mongodb_database),
             host: cli
                 .host
@@ -310,7 +336,7 @@ impl Settings {
                 mappings_inline,
             )?,
             permissions: pick_input("permissions", perm_file, perm_url, perm_inline)?,
-            source_token: token.map(Secret::new),
+            source_token: token,
             clients_collection: cli
                 .clients_collection
                 .clone()
@@ -383,6 +409,67 @@ mod tests {
         assert!(e.to_string().contains("ZERO_SCHEMA_FILE"), "{e}");
         let e = Settings::resolve(&cli(&["--schema-file", "s.json"])).unwrap_err();
         assert!(e.to_string().contains("MONGODB_URI"), "{e}");
+    }
+
+    const URI: &str = "mongodb://zs-user:Pa55-w0rd-Xq7@127.0.0.1:27017/db?replicaSet=rs0";
+    const PASSWORD: &str = "Pa55-w0rd-Xq7";
+    const TOKEN: &str = "tok-3Fz9-s3cret";
+    const URL: &str = "https://u:urlpw-77q@h.example/schema.json?token=urltok-88q";
+
+    fn assert_hidden(what: &str, shown: &str) {
+        for secret in [URI, PASSWORD, TOKEN, "urlpw-77q", "urltok-88q"] {
+            assert!(!shown.contains(secret), "{what} prints {secret:?}: {shown}");
+        }
+    }
+
+    #[test]
+    fn no_settings_type_prints_the_uri_the_token_or_url_credentials() {
+        let c = cli(&[
+            "--mongodb-uri",
+            URI,
+            "--source-token",
+            TOKEN,
+            "--schema-url",
+            URL,
+        ]);
+        // The values did arrive, so the checks below are not vacuous.
+        assert_eq!(c.mongodb_uri.as_ref().map(Secret::expose), Some(URI));
+        assert_eq!(c.source_token.as_ref().map(Secret::expose), Some(TOKEN));
+        assert_hidden("Cli", &format!("{c:?}"));
+        let s = Settings::resolve(&c).unwrap();
+        assert_eq!(s.mongodb_uri.expose(), URI);
+        assert!(s.source_token.as_ref().unwrap().matches(TOKEN));
+        assert_eq!(s.schema, Input::Url(InputUrl::from(URL.to_string())));
+        let shown = format!("{s:?}");
+        assert_hidden("Settings", &shown);
+        assert!(
+            shown.contains("https://h.example/schema.json"),
+            "the URL's harmless part is still shown: {shown}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            format!("mongodb_uri: {URI:?}\nsource_token: {TOKEN:?}\nschema_url: {URL:?}\n"),
+        )
+        .unwrap();
+        let f = read_file_settings(&p).unwrap();
+        assert_eq!(f.mongodb_uri.as_ref().map(Secret::expose), Some(URI));
+        assert_eq!(f.source_token.as_ref().map(Secret::expose), Some(TOKEN));
+        assert_hidden("FileSettings", &format!("{f:?}"));
+        let s = Settings::resolve(&cli(&["--config", p.to_str().unwrap()])).unwrap();
+        assert!(s.source_token.as_ref().unwrap().matches(TOKEN));
+        assert_hidden("Settings from a file", &format!("{s:?}"));
+    }
+
+    /// main.rs hands the URI to the driver's `ClientOptions`; a `{:?}` of those must not print
+    /// the password either (the driver redacts its `Credential` and skips the original URI).
+    #[tokio::test]
+    async fn the_drivers_client_options_do_not_print_the_password() {
+        let options = mongodb::options::ClientOptions::parse(URI).await.unwrap();
+        assert!(options.credential.is_some(), "the URI has a credential");
+        assert_hidden("ClientOptions", &format!("{options:?}"));
     }
 
     #[test]

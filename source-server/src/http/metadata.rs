@@ -1,6 +1,8 @@
 //! What the source reports about itself: `/metadata/status` (connections, watermarks, lag,
 //! snapshot progress), `/metadata/tables` and `/metadata/schemas` (the loaded configuration) and
-//! `/metrics` (Prometheus). None of them shows the connection string or the token.
+//! `/metrics` (Prometheus). None of them shows the connection string or the token. The three
+//! `/metadata/*` routes sit behind the token (`http::auth`, applied in `http::router`); `/metrics`
+//! stays open for scrapers and shows counts only.
 
 use std::sync::Arc;
 

@@ -24,6 +24,14 @@ pub async fn serve() -> axum::Json<Value> {
 
 pub fn document() -> Value {
     let ok_json = |description: &str| json!({"200": {"description": description, "content": {"application/json": {}}}});
+    // `/metadata/*` needs SOURCE_TOKEN (when one is set) as a bearer token or `?token=`.
+    let guarded = |description: &str| {
+        json!({
+            "200": {"description": description, "content": {"application/json": {}}},
+            "401": {"description": "missing or wrong token", "content": {"application/json": {}}}
+        })
+    };
+    let token = json!([{"bearer": []}, {"tokenQuery": []}]);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -41,17 +49,22 @@ pub fn document() -> Value {
                     {"name": "replicaVersion", "in": "query", "schema": {"type": "string"}},
                     {"name": "token", "in": "query", "schema": {"type": "string"}, "description": "the shared SOURCE_TOKEN"}
                 ],
-                "responses": {"101": {"description": "switching to WebSocket"}, "401": {"description": "missing or wrong token"}}
+                "security": token,
+                "responses": {"101": {"description": "switching to WebSocket"}, "400": {"description": "a malformed parameter, named in the message"}, "401": {"description": "missing or wrong token"}}
             }},
             "/health": {"get": {"summary": "Liveness", "responses": ok_json("the process is up")}},
             "/ready": {"get": {"summary": "Readiness: MongoDB reachable and schema loaded",
                 "responses": {"200": {"description": "ready"}, "503": {"description": "MongoDB unreachable"}}}},
-            "/metadata/status": {"get": {"summary": "Connections, watermarks sent and acked, lag, snapshot progress", "responses": ok_json("status")}},
-            "/metadata/tables": {"get": {"summary": "Published tables with their collection, filter and projection", "responses": ok_json("tables")}},
-            "/metadata/schemas": {"get": {"summary": "The loaded schema, mappings, permissions and their hash", "responses": ok_json("schemas")}},
+            "/metadata/status": {"get": {"summary": "Connections, watermarks sent and acked, lag, snapshot progress", "security": token, "responses": guarded("status")}},
+            "/metadata/tables": {"get": {"summary": "Published tables with their collection, filter and projection", "security": token, "responses": guarded("tables")}},
+            "/metadata/schemas": {"get": {"summary": "The loaded schema, mappings, permissions and their hash", "security": token, "responses": guarded("schemas")}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "OpenMetrics text"}, "404": {"description": "metrics disabled"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": ok_json("OpenAPI 3.1")}}
-        }
+        },
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "SOURCE_TOKEN"},
+            "tokenQuery": {"type": "apiKey", "in": "query", "name": "token", "description": "SOURCE_TOKEN"}
+        }}
     })
 }
 

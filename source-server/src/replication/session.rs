@@ -37,7 +37,8 @@ pub struct ConnectParams {
     pub last_watermark: Option<String>,
     #[serde(rename = "replicaVersion")]
     pub replica_version: Option<String>,
-    pub token: Option<String>,
+    /// A `Secret`, so that `{:?}` of the parameters cannot print it.
+    pub token: Option<zerostack_spec::secret::Secret>,
 }
 
 fn default_app() -> String {
