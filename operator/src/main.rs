@@ -1,17 +1,17 @@
 //! The operator binary: parses flags, sets up JSON logs, serves `/metrics` and `/health`,
-//! optionally waits for the leader lease, and runs the controller until SIGTERM/SIGINT.
+//! optionally waits for the leader lease (and exits the moment it is lost), and runs the
+//! controller until SIGTERM/SIGINT, then gives the lease up.
 //! It connects in-cluster (service account) or through the local kubeconfig.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::{Router, extract::State, routing::get};
 use clap::Parser;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 use zerostack_operator::{controller, leader, metrics::Metrics, reconcile::Context, telemetry};
 
 #[derive(Parser, Debug)]
@@ -110,22 +110,20 @@ async fn main() -> anyhow::Result<()> {
     let namespace = args.watch_namespace.clone().filter(|n| !n.is_empty());
     controller::check_crd(&client, namespace.as_deref()).await?;
 
-    if args.leader_election {
+    let leadership = if args.leader_election {
         let identity = args
             .identity
             .clone()
             .unwrap_or_else(|| format!("operator-{}", std::process::id()));
-        let cfg = leader::LeaseConfig {
-            name: args.lease_name.clone(),
-            namespace: args.lease_namespace.clone(),
-            identity,
-            duration: Duration::from_secs(15),
-        };
+        let cfg = leader::LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity);
+        let store = leader::KubeLeases::new(client.clone(), &cfg.namespace, &cfg.name);
         tokio::select! {
-            _ = leader::acquire_and_hold(client.clone(), cfg) => {}
+            l = leader::acquire(leader::Elector::new(store, cfg)) => Some(l),
             _ = wait_stop(stop_rx.clone()) => { let _ = server.await; return Ok(()); }
         }
-    }
+    } else {
+        None
+    };
 
     let reporter = Reporter {
         controller: "zerostack-operator".into(),
@@ -133,7 +131,22 @@ async fn main() -> anyhow::Result<()> {
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let ctx = Arc::new(Context::new(client, Some(recorder), metrics));
-    controller::run(ctx, namespace, wait_stop(stop_rx)).await;
+    let controller = controller::run(ctx, namespace, wait_stop(stop_rx));
+    match &leadership {
+        // Losing the lease stops reconciling at once: the process exits (the pod restarts as a
+        // follower) before any other replica can have taken the lease over.
+        Some(l) => tokio::select! {
+            _ = controller => {}
+            _ = l.lost() => {
+                warn!("leadership lost; exiting so that only the new leader reconciles");
+                std::process::exit(1);
+            }
+        },
+        None => controller.await,
+    }
+    if let Some(l) = leadership {
+        l.release().await;
+    }
     let _ = server.await;
     info!("stopped");
     Ok(())
