@@ -7,8 +7,10 @@
 //! generic 500 whose details go to the log only.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::domain::error::DomainError;
@@ -16,6 +18,52 @@ use crate::domain::error::DomainError;
 /// A JSON error response: `status` with `{"error": message}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
+}
+
+/// Parses a JSON body into `T`, with a message that says what is wrong.
+pub fn json_body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request("a JSON request body is required"));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+/// The largest error body [`json_errors`] reads to reuse as the message.
+const MAX_PLAIN_ERROR_BYTES: usize = 4096;
+
+/// A layer over the whole router: an error answered by axum itself (a body over the limit,
+/// a method the route does not have, a path or query that does not parse) comes as plain text
+/// or empty; this turns it into the same `{"error": message}` as every other error. JSON and
+/// HTML (the UI's "not built" page) pass unchanged.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_PLAIN_ERROR_BYTES)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    let mut out = error_response(status, &text);
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// An error a handler returns: the status and the message the client reads.

@@ -21,10 +21,11 @@ pub const DEFAULT_PUBLIC_ZERO_URL: &str = "http://localhost:4848";
 pub const DEFAULT_WEB_DIR: &str = "app/web/dist";
 pub const DEFAULT_DATABASE: &str = "zrocket";
 pub const DEFAULT_LOG_LEVEL: &str = "info";
-/// An HMAC key shorter than this is too easy to guess.
-pub const MIN_SECRET_LEN: usize = 16;
-/// Lifetime of the tokens the dev login issues.
-pub const TOKEN_TTL_SECS: u64 = 24 * 3600;
+/// Lifetime of a session (browser cookie or API token): a week, then sign in again.
+pub const SESSION_TTL_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_MAX_FAILURES_PER_USER: u32 = 5;
+pub const DEFAULT_MAX_FAILURES_PER_ADDRESS: u32 = 20;
+pub const DEFAULT_FAILURE_WINDOW_SECS: u64 = 300;
 
 /// `zrocket [serve|export|seed]`; `serve` when no command is given.
 #[derive(Debug, Parser)]
@@ -49,14 +50,15 @@ pub struct Cli {
 impl Cli {
     /// The command to run: `serve` with the top-level settings when none was given.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command
+            .unwrap_or_else(|| Command::Serve(Box::new(self.serve)))
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API, the Zero endpoints and the UI (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write schema.json, table-mappings.json and permissions.json into a directory.
     Export {
         #[arg(long, value_name = "DIR")]
@@ -86,9 +88,37 @@ pub struct ServeArgs {
     /// Port to listen on (default 8011).
     #[arg(long, env = env::PORT)]
     pub port: Option<String>,
-    /// HMAC key of the login tokens, at least 16 bytes. Required.
-    #[arg(long, env = env::AUTH_SECRET, hide_env_values = true)]
+    /// Ignored: sessions are opaque tokens in MongoDB now. Accepted (with a warning) so that
+    /// deployments that still set it keep starting.
+    #[arg(long, env = env::AUTH_SECRET, hide_env_values = true, hide = true)]
     pub auth_secret: Option<Secret>,
+    /// true: the password-less dev login is on (local use only; default false).
+    #[arg(long, env = env::DEV_LOGIN)]
+    pub dev_login: Option<String>,
+    /// OIDC issuer whose ID tokens are accepted; with OIDC_JWKS_URL and OIDC_AUDIENCE.
+    #[arg(long, env = env::OIDC_ISSUER)]
+    pub oidc_issuer: Option<String>,
+    /// The OIDC issuer's JWKS URL (its signing keys).
+    #[arg(long, env = env::OIDC_JWKS_URL)]
+    pub oidc_jwks_url: Option<String>,
+    /// The audience (client id) the OIDC tokens must name.
+    #[arg(long, env = env::OIDC_AUDIENCE)]
+    pub oidc_audience: Option<String>,
+    /// true: the session cookie is always Secure (served over HTTPS; default false).
+    #[arg(long, env = env::COOKIE_SECURE)]
+    pub cookie_secure: Option<String>,
+    /// true: a reverse proxy is in front; trust X-Forwarded-For / X-Forwarded-Proto.
+    #[arg(long, env = env::TRUST_PROXY)]
+    pub trust_proxy: Option<String>,
+    /// Failed sign-ins per username per window before refusing (default 5).
+    #[arg(long, env = env::LOGIN_MAX_FAILURES_PER_USER)]
+    pub login_max_failures_per_user: Option<String>,
+    /// Failed sign-ins per client address per window before refusing (default 20).
+    #[arg(long, env = env::LOGIN_MAX_FAILURES_PER_ADDRESS)]
+    pub login_max_failures_per_address: Option<String>,
+    /// The window of the sign-in limits, in seconds (default 300).
+    #[arg(long, env = env::LOGIN_FAILURE_WINDOW_SECS)]
+    pub login_failure_window_secs: Option<String>,
     /// The zero-cache URL browsers use (default http://localhost:4848).
     #[arg(long, env = env::PUBLIC_ZERO_URL)]
     pub public_zero_url: Option<String>,
@@ -132,17 +162,49 @@ pub struct MongoSettings {
     pub database: Option<String>,
 }
 
+/// The external identity provider whose ID tokens `POST /api/auth/oidc` accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub jwks_url: String,
+    pub audience: String,
+}
+
+/// The sign-in failure limits (sliding window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub max_failures_per_user: u32,
+    pub max_failures_per_address: u32,
+    pub window_secs: u64,
+}
+
+impl Default for LoginLimits {
+    fn default() -> LoginLimits {
+        LoginLimits {
+            max_failures_per_user: DEFAULT_MAX_FAILURES_PER_USER,
+            max_failures_per_address: DEFAULT_MAX_FAILURES_PER_ADDRESS,
+            window_secs: DEFAULT_FAILURE_WINDOW_SECS,
+        }
+    }
+}
+
 /// Everything `zrocket serve` runs with, validated.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub port: u16,
     pub mongodb: MongoSettings,
-    pub auth_secret: Secret,
     pub public_zero_url: String,
     pub zero_api_key: Option<Secret>,
     pub web_dir: PathBuf,
-    /// Lifetime of issued tokens, in seconds.
-    pub token_ttl_secs: u64,
+    /// Lifetime of a session, in seconds.
+    pub session_ttl_secs: u64,
+    pub dev_login: bool,
+    pub oidc: Option<OidcSettings>,
+    pub cookie_secure: bool,
+    pub trust_proxy: bool,
+    pub login_limits: LoginLimits,
+    /// Argon2id cost of new password hashes (tests lower it; verification reads the hash's).
+    pub password_cost: crate::auth::password::Cost,
 }
 
 /// How log lines are written.
@@ -196,14 +258,6 @@ impl ServeArgs {
     /// the optional ones.
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let mongodb = self.mongodb.validate()?;
-        let auth_secret =
-            given_secret(&self.auth_secret).ok_or(ConfigError::Missing(env::AUTH_SECRET))?;
-        if auth_secret.expose().len() < MIN_SECRET_LEN {
-            return Err(ConfigError::Invalid {
-                name: env::AUTH_SECRET,
-                problem: format!("must be at least {MIN_SECRET_LEN} bytes long"),
-            });
-        }
         let port = match given(self.port.as_deref()) {
             None => DEFAULT_PORT,
             Some(p) => p.trim().parse().map_err(|_| ConfigError::Invalid {
@@ -219,17 +273,118 @@ impl ServeArgs {
                 problem: format!("{public_zero_url:?} must start with http:// or https://"),
             });
         }
+        let oidc = match (
+            given_string(&self.oidc_issuer),
+            given_string(&self.oidc_jwks_url),
+            given_string(&self.oidc_audience),
+        ) {
+            (None, None, None) => None,
+            (Some(issuer), Some(jwks_url), Some(audience)) => {
+                if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        name: env::OIDC_JWKS_URL,
+                        problem: "must start with https:// or http://".into(),
+                    });
+                }
+                Some(OidcSettings {
+                    issuer,
+                    jwks_url,
+                    audience,
+                })
+            }
+            (issuer, jwks, _) => {
+                let missing = if issuer.is_none() {
+                    env::OIDC_ISSUER
+                } else if jwks.is_none() {
+                    env::OIDC_JWKS_URL
+                } else {
+                    env::OIDC_AUDIENCE
+                };
+                return Err(ConfigError::Invalid {
+                    name: missing,
+                    problem: "OIDC_ISSUER, OIDC_JWKS_URL and OIDC_AUDIENCE must be set together"
+                        .into(),
+                });
+            }
+        };
+        let defaults = LoginLimits::default();
+        let login_limits = LoginLimits {
+            max_failures_per_user: positive(
+                env::LOGIN_MAX_FAILURES_PER_USER,
+                &self.login_max_failures_per_user,
+                defaults.max_failures_per_user,
+            )?,
+            max_failures_per_address: positive(
+                env::LOGIN_MAX_FAILURES_PER_ADDRESS,
+                &self.login_max_failures_per_address,
+                defaults.max_failures_per_address,
+            )?,
+            window_secs: positive(
+                env::LOGIN_FAILURE_WINDOW_SECS,
+                &self.login_failure_window_secs,
+                defaults.window_secs,
+            )?,
+        };
         Ok(Config {
             port,
             mongodb,
-            auth_secret,
             public_zero_url,
             zero_api_key: given_secret(&self.zero_api_key),
             web_dir: PathBuf::from(
                 given_string(&self.web_dir).unwrap_or_else(|| DEFAULT_WEB_DIR.to_string()),
             ),
-            token_ttl_secs: TOKEN_TTL_SECS,
+            session_ttl_secs: SESSION_TTL_SECS,
+            dev_login: flag(env::DEV_LOGIN, &self.dev_login)?,
+            oidc,
+            cookie_secure: flag(env::COOKIE_SECURE, &self.cookie_secure)?,
+            trust_proxy: flag(env::TRUST_PROXY, &self.trust_proxy)?,
+            login_limits,
+            password_cost: crate::auth::password::Cost::default(),
         })
+    }
+
+    /// Whether the retired `AUTH_SECRET` is still set (the binary warns about it).
+    pub fn sets_retired_auth_secret(&self) -> bool {
+        given_secret(&self.auth_secret).is_some()
+    }
+}
+
+/// `true` / `false` (unset or blank: false); anything else is refused rather than guessed.
+fn flag(name: &'static str, value: &Option<String>) -> Result<bool, ConfigError> {
+    match given(value.as_deref()).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            problem: format!("{:?} must be true or false", clip(&v, 40)),
+        }),
+    }
+}
+
+/// A positive integer setting with a default.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    name: &'static str,
+    value: &Option<String>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match given(value.as_deref()) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<T>() {
+            Ok(n) if n > T::default() => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                problem: format!("{:?} is not a positive integer", clip(v, 40)),
+            }),
+        },
+    }
+}
+
+/// At most `max` characters of `s` (cut on a character boundary), for echoing input.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}…", &s[..i]),
     }
 }
 
@@ -268,6 +423,50 @@ mod tests {
     }
 
     #[test]
+    fn sign_in_settings_default_off_and_are_checked() {
+        let mut args = serve_args(Some("mongodb://h/x"), None);
+        let cfg = args.validate().unwrap();
+        assert!(!cfg.dev_login && !cfg.cookie_secure && !cfg.trust_proxy);
+        assert!(cfg.oidc.is_none());
+        assert_eq!(cfg.login_limits, LoginLimits::default());
+        assert_eq!(
+            (
+                cfg.login_limits.max_failures_per_user,
+                cfg.login_limits.max_failures_per_address
+            ),
+            (5, 20)
+        );
+        args.dev_login = Some("TRUE".into());
+        args.cookie_secure = Some("true".into());
+        args.login_failure_window_secs = Some("60".into());
+        let cfg = args.validate().unwrap();
+        assert!(cfg.dev_login && cfg.cookie_secure);
+        assert_eq!(cfg.login_limits.window_secs, 60);
+        args.dev_login = Some("yes".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("DEV_LOGIN"), "{err}");
+        args.dev_login = None;
+        args.login_max_failures_per_user = Some("0".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("LOGIN_MAX_FAILURES_PER_USER"), "{err}");
+        args.login_max_failures_per_user = None;
+        args.oidc_issuer = Some("https://id.example".into());
+        let err = args.validate().unwrap_err().to_string();
+        assert!(err.contains("OIDC_JWKS_URL"), "{err}");
+        args.oidc_jwks_url = Some("https://id.example/jwks".into());
+        args.oidc_audience = Some("zrocket".into());
+        let oidc = args.validate().unwrap().oidc.unwrap();
+        assert_eq!(oidc.audience, "zrocket");
+    }
+
+    #[test]
+    fn clip_cuts_on_character_boundaries() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("ééé", 2), "éé…");
+        assert_eq!(clip(&"😀".repeat(1001), 1000).chars().count(), 1001);
+    }
+
+    #[test]
     fn defaults_apply() {
         let cfg = serve_args(
             Some("mongodb://127.0.0.1:1/x?replicaSet=rs0"),
@@ -280,7 +479,7 @@ mod tests {
         assert_eq!(cfg.web_dir, PathBuf::from("app/web/dist"));
         assert!(cfg.zero_api_key.is_none());
         assert!(cfg.mongodb.database.is_none());
-        assert_eq!(cfg.token_ttl_secs, 24 * 3600);
+        assert_eq!(cfg.session_ttl_secs, 7 * 24 * 3600);
     }
 
     #[test]
@@ -289,14 +488,10 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("MONGODB_URI"), "{err}");
-        let err = serve_args(Some("mongodb://h/x"), None)
-            .validate()
-            .unwrap_err();
-        assert!(err.to_string().contains("AUTH_SECRET"), "{err}");
-        let err = serve_args(Some("mongodb://h/x"), Some("short"))
-            .validate()
-            .unwrap_err();
-        assert!(err.to_string().contains("AUTH_SECRET"), "{err}");
+        // AUTH_SECRET is retired: absent or short, it no longer matters.
+        assert!(serve_args(Some("mongodb://h/x"), None).validate().is_ok());
+        let args = serve_args(Some("mongodb://h/x"), Some("short"));
+        assert!(args.validate().is_ok() && args.sets_retired_auth_secret());
         let err = serve_args(Some("postgres://user:pw@h/x"), Some("0123456789abcdef"))
             .validate()
             .unwrap_err();

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zerostack_spec::bookkeeping::{self, field};
 
+use crate::auth::accounts::{CREDENTIALS, Credential};
+use crate::auth::oidc::{IDENTITIES, Identity};
+use crate::auth::session::{SESSIONS, Sessions};
+
 pub const USERS: &str = "users";
 pub const ROOMS: &str = "rooms";
 pub const MESSAGES: &str = "messages";
@@ -28,6 +32,9 @@ pub struct User {
     #[serde(rename = "_id")]
     pub id: String,
     pub username: String,
+    /// The username in lower case, unique: usernames are unique ignoring case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_lower: Option<String>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -192,6 +199,10 @@ pub struct Db {
     pub subscriptions: Collection<Subscription>,
     pub clients: Collection<Document>,
     pub mutations: Collection<Document>,
+    /// Password hashes, one per user with a password (never published through Zero).
+    pub credentials: Collection<Credential>,
+    /// External (OIDC) identities and the user each signs in as.
+    pub identities: Collection<Identity>,
 }
 
 impl Db {
@@ -219,9 +230,16 @@ impl Db {
             subscriptions: database.collection(SUBSCRIPTIONS),
             clients: database.collection(CLIENTS),
             mutations: database.collection(MUTATIONS),
+            credentials: database.collection(CREDENTIALS),
+            identities: database.collection(IDENTITIES),
             client,
             database,
         }
+    }
+
+    /// The session store.
+    pub fn sessions(&self, ttl_secs: u64) -> Sessions {
+        Sessions::new(self.database.collection(SESSIONS), ttl_secs)
     }
 
     /// Round-trips to the server (used by `/health`).
@@ -236,7 +254,17 @@ impl Db {
     /// transactions cannot be relied on to create collections.
     pub async fn ensure_schema(&self) -> mongodb::error::Result<()> {
         let existing = self.database.list_collection_names().await?;
-        for name in [USERS, ROOMS, MESSAGES, SUBSCRIPTIONS, CLIENTS, MUTATIONS] {
+        for name in [
+            USERS,
+            ROOMS,
+            MESSAGES,
+            SUBSCRIPTIONS,
+            CLIENTS,
+            MUTATIONS,
+            CREDENTIALS,
+            IDENTITIES,
+            SESSIONS,
+        ] {
             if !existing.iter().any(|n| n == name) {
                 match self.database.create_collection(name).await {
                     Ok(()) => {}
@@ -254,6 +282,30 @@ impl Db {
                     .options(unique())
                     .build(),
             )
+            .await?;
+        // Users written before usernames were unique ignoring case get their key first.
+        self.users
+            .update_many(
+                doc! {"usernameLower": {"$exists": false}},
+                vec![doc! {"$set": {"usernameLower": {"$toLower": "$username"}}}],
+            )
+            .await?;
+        self.users
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"usernameLower": 1})
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .partial_filter_expression(doc! {"usernameLower": {"$type": "string"}})
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await?;
+        crate::auth::oidc::ensure_indexes(&self.identities).await?;
+        self.sessions(crate::config::SESSION_TTL_SECS)
+            .ensure_indexes()
             .await?;
         self.rooms
             .create_index(

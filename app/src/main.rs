@@ -29,7 +29,14 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log.validate()?);
     match cli.into_command() {
-        Command::Serve(args) => serve(args.validate()?).await,
+        Command::Serve(args) => {
+            if args.sets_retired_auth_secret() {
+                tracing::warn!(
+                    "AUTH_SECRET is set but no longer used (sessions are stored in MongoDB); remove it"
+                );
+            }
+            serve(args.validate()?).await
+        }
         Command::Export { out } => export(&out),
         Command::Seed(args) => seed(args.validate()?).await,
     }
@@ -41,6 +48,9 @@ async fn connect(mongodb: &MongoSettings) -> anyhow::Result<Db> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(?config, "starting zrocket");
+    if config.dev_login {
+        tracing::warn!("DEV_LOGIN is on: anyone who can reach the app can sign in as any user");
+    }
     let db = connect(&config.mongodb).await?;
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await

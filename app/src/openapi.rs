@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 description served at `/openapi.json`.
 //!
 //! Hand-written (no code generation dependency), so it must be kept in step with
-//! `server::router` by hand: `tests/export.rs` lists every route of the router and checks that
-//! each is described here with its method.
+//! `server::table` by hand: `tests/export.rs` walks that table and checks that every route is
+//! described here with its method.
 
 use serde_json::{Value, json};
 
@@ -56,43 +56,106 @@ pub fn document() -> Value {
         "/api/config",
         "get",
         op(
-            "Public client configuration: {zeroCacheUrl}",
+            "Public client configuration: {zeroCacheUrl, devLogin, oidc: null | {issuer, audience}}",
             false,
             None,
             "200",
+        ),
+    );
+    let creds = |required: &[&str]| {
+        let props: serde_json::Map<String, Value> = required
+            .iter()
+            .map(|k| (k.to_string(), json!({"type": "string"})))
+            .collect();
+        json!({"type": "object", "required": required, "properties": props})
+    };
+    let mut o = op(
+        "Sign up: {username (3-32 of A-Z a-z 0-9 _ . -, unique ignoring case), name, password \
+         (8-256)} → 201 {user: {_id, username, name}} and the session cookie. 400 {error, field}; \
+         409 {error, field: \"username\"} when taken",
+        false,
+        Some(creds(&["username", "name", "password"])),
+        "201",
+    );
+    o["responses"]["409"] = json!({"$ref": "#/components/responses/Error"});
+    add("/api/auth/signup", "post", o);
+    let rate_limited = json!({"description": "too many failed sign-ins: {error, retryAfterSecs} and Retry-After",
+        "content": {"application/json": {}}});
+    let mut o = op(
+        "Sign in: {username, password} → {user} and the HttpOnly session cookie (the token is \
+         never in the body). 401 {error: \"wrong username or password\"} for an unknown user \
+         and a wrong password alike",
+        false,
+        Some(creds(&["username", "password"])),
+        "200",
+    );
+    o["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
+    o["responses"]["429"] = rate_limited.clone();
+    add("/api/auth/login", "post", o);
+    let mut o = op(
+        "A bearer token for API clients (and Node Zero clients' `auth`): {username, password} → \
+         {token, user, expiresInSecs}; send it as Authorization: Bearer <token>. Rate-limited \
+         like login; no cookie",
+        false,
+        Some(creds(&["username", "password"])),
+        "200",
+    );
+    o["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
+    o["responses"]["429"] = rate_limited;
+    add("/api/auth/token", "post", o);
+    let mut o = op(
+        "Dev login (only with DEV_LOGIN=true, else 404): {username} of an existing user → {user} \
+         and the cookie, no password",
+        false,
+        Some(creds(&["username"])),
+        "200",
+    );
+    o["responses"]["404"] = json!({"$ref": "#/components/responses/Error"});
+    add("/api/auth/dev-login", "post", o);
+    let mut o = op(
+        "OIDC sign-in (when OIDC_ISSUER, OIDC_JWKS_URL, OIDC_AUDIENCE are set, else 404): \
+         {idToken} (RS256/ES256) → {user} and the cookie; the user is created on first sign-in",
+        false,
+        Some(creds(&["idToken"])),
+        "200",
+    );
+    o["responses"]["401"] = json!({"$ref": "#/components/responses/Error"});
+    o["responses"]["404"] = json!({"$ref": "#/components/responses/Error"});
+    add("/api/auth/oidc", "post", o);
+    add(
+        "/api/auth/session",
+        "get",
+        op("The signed-in {user} (no token)", true, None, "200"),
+    );
+    add(
+        "/api/auth/logout",
+        "post",
+        op(
+            "Sign out: revokes this session (cookie and bearer alike) and clears the cookie",
+            true,
+            None,
+            "204",
+        ),
+    );
+    add(
+        "/api/auth/password",
+        "post",
+        op(
+            "Change the password: {currentPassword, newPassword}; ends the user's other sessions",
+            true,
+            Some(creds(&["currentPassword", "newPassword"])),
+            "204",
         ),
     );
     add(
         "/api/auth/users",
         "get",
         op(
-            "Users to pick from at login: [{_id, username, name}]",
-            false,
+            "The active users: [{_id, username, name}]",
+            true,
             None,
             "200",
         ),
-    );
-    add(
-        "/api/auth/login",
-        "post",
-        op(
-            "Dev login: sets the zrocket_token cookie and returns {user, token}",
-            false,
-            Some(
-                json!({"type": "object", "required": ["username"], "properties": {"username": {"type": "string"}}}),
-            ),
-            "200",
-        ),
-    );
-    add(
-        "/api/auth/session",
-        "get",
-        op("The current {user, token}", true, None, "200"),
-    );
-    add(
-        "/api/auth/logout",
-        "post",
-        op("Clears the cookie", false, None, "200"),
     );
     add("/api/users/me", "get", op("The caller", true, None, "200"));
     let mut users = op("Search users by username or name", true, None, "200");
@@ -207,8 +270,9 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": "zrocket_token"}
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an opaque session token from POST /api/auth/token"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "zrocket_session"}
             },
             "responses": {
                 "Error": {"description": "an error", "content": {"application/json": {"schema": {

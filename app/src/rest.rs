@@ -1,4 +1,5 @@
-//! The JSON REST API: dev login, users, rooms, messages, seed, exports, config and health.
+//! The JSON REST API: users, rooms, messages, seed, exports and health (sign-in is
+//! `auth_api`'s).
 //!
 //! Handlers only translate HTTP to domain commands and back; the rules live in `domain`, so a
 //! REST write and the equivalent Zero mutator behave the same. Errors are `api_error`'s
@@ -10,30 +11,25 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::auth::{self, AuthUser};
-use crate::db::{User, to_api_json};
+use crate::auth::AuthUser;
+use crate::db::to_api_json;
 use crate::domain::commands::{
     Caller, Command, CreateRoom, DeleteMessage, EditMessage, InviteToRoom, RoomRef, SendMessage,
 };
 use crate::domain::transaction::execute;
-use crate::domain::users::{find_user_by_username, get_user, list_users, search_users};
+use crate::domain::users::{get_user, search_users};
 use crate::domain::{messages, rooms};
 use crate::state::AppState;
 
-/// Parses a JSON body into `T`, with a message that says what is wrong.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request("a JSON request body is required"));
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    crate::api_error::json_body(bytes)
 }
 
 fn caller(user: &AuthUser) -> Caller {
@@ -56,78 +52,11 @@ fn parse_limit(params: &HashMap<String, String>, default: i64, max: i64) -> ApiR
         Some(s) => match s.parse::<i64>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::bad_request(format!(
-                "limit must be an integer from 1 to {max}, got {s:?}"
+                "limit must be an integer from 1 to {max}, got {:?}",
+                crate::config::clip(s, 40)
             ))),
         },
     }
-}
-
-fn public_user(u: &User) -> Value {
-    json!({"_id": u.id, "username": u.username, "name": u.name})
-}
-
-// ---- auth ----------------------------------------------------------------------------------
-
-pub async fn auth_users(State(state): State<AppState>) -> ApiResult {
-    let users = list_users(&state.db).await?;
-    Ok(Json(users.iter().map(public_user).collect::<Vec<_>>()).into_response())
-}
-
-#[derive(Deserialize)]
-struct LoginBody {
-    username: String,
-}
-
-pub async fn login(State(state): State<AppState>, bytes: Bytes) -> ApiResult {
-    let b: LoginBody = body(&bytes)?;
-    let username = b.username.trim();
-    if username.is_empty() {
-        return Err(ApiError::bad_request("username must not be empty"));
-    }
-    let Some(user) = find_user_by_username(&state.db, username).await? else {
-        return Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            format!("no user named {username:?}"),
-        ));
-    };
-    if !user.active {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("user {username:?} is deactivated"),
-        ));
-    }
-    let token = state.keys.issue(&user.id, &user.name, &user.username);
-    tracing::info!(user_id = %user.id, "login");
-    Ok((
-        [(
-            header::SET_COOKIE,
-            auth::set_cookie(&token, state.keys.ttl_secs()),
-        )],
-        Json(json!({"user": to_api_json(&user), "token": token})),
-    )
-        .into_response())
-}
-
-pub async fn session(State(state): State<AppState>, user: AuthUser) -> ApiResult {
-    let u = get_user(&state.db, user.id()).await.map_err(|_| {
-        ApiError(
-            StatusCode::UNAUTHORIZED,
-            "the token's user no longer exists".into(),
-        )
-    })?;
-    Ok(Json(json!({"user": to_api_json(&u), "token": user.token})).into_response())
-}
-
-pub async fn logout() -> Response {
-    (
-        [(header::SET_COOKIE, auth::clear_cookie())],
-        Json(json!({"ok": true})),
-    )
-        .into_response()
-}
-
-pub async fn config(State(state): State<AppState>) -> Response {
-    Json(json!({"zeroCacheUrl": state.config.public_zero_url})).into_response()
 }
 
 // ---- users ---------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ pub fn data(now: DateTime) -> SeedData {
         .map(|(id, username, name, bio)| User {
             id: id.to_string(),
             username: username.to_string(),
+            username_lower: Some(username.to_ascii_lowercase()),
             name: name.to_string(),
             email: Some(format!("{username}@zrocket.dev")),
             avatar_url: None,

@@ -105,7 +105,7 @@ fn cleanup_push(args: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutate_protocol() -> Result<()> {
     let app = TestApp::start().await;
-    let alice = app.token("u-alice");
+    let alice = app.token("u-alice").await;
     let mut cases = Cases::new("mutate_protocol");
     // Taken before the first case: later cases compare against it.
     let alpha_before = message_count(&app, "r-alpha").await;
@@ -500,8 +500,8 @@ async fn an_unparsable_body_fails(app: &TestApp, alice: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutate_identity_auth_and_concurrency() -> Result<()> {
     let app = TestApp::start().await;
-    let alice = app.token("u-alice");
-    let bob = app.token("u-bob");
+    let alice = app.token("u-alice").await;
+    let bob = app.token("u-bob").await;
     // The cases share alice's client `ca` in group `cg-a`, whose counter goes up case by case;
     // the delete case needs the message the impersonation case sends.
     let mut cases = Cases::new("mutate_identity_auth_and_concurrency");
@@ -676,7 +676,7 @@ async fn room_create_is_idempotent(app: &TestApp, alice: &str) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_key_is_required_when_configured() -> Result<()> {
     let app = TestApp::start_with(Some("the-api-key")).await;
-    let alice = app.token("u-alice");
+    let alice = app.token("u-alice").await;
     let push = TestApp::push(
         "cg-k",
         &[("ck", 1, "room.join", json!({"roomId": "r-random"}))],

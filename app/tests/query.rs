@@ -79,8 +79,8 @@ async fn one(app: &TestApp, token: &str, name: &str, args: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_endpoint() -> Result<()> {
     let app = TestApp::start().await;
-    let alice = app.token("u-alice");
-    let charlie = app.token("u-charlie");
+    let alice = app.token("u-alice").await;
+    let charlie = app.token("u-charlie").await;
     let mut cases = Cases::new("query_endpoint");
     cases
         .run(

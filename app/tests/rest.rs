@@ -1,10 +1,11 @@
-//! The REST API against a real MongoDB: auth everywhere, login/cookie/session, identity from
-//! the token only, validation errors, room and message flows, the seed, config and health.
+//! The REST API against a real MongoDB: public endpoints, identity from the session only,
+//! validation errors, room and message flows, the seed, config and health. Sign-in itself is
+//! `tests/auth.rs`'s; every route without credentials is `tests/routes.rs`'s.
 //!
 //! Each test function starts one app and runs its scenario as named cases in order, sharing the
-//! app and its data. Where a case needs what an earlier one made (the login's token, the group
-//! the lifecycle creates, the message sent in it), it says so and fails with that reason if the
-//! earlier case did not get that far.
+//! app and its data. Where a case needs what an earlier one made (the group the lifecycle
+//! creates, the message sent in it), it says so and fails with that reason if the earlier case
+//! did not get that far.
 
 mod common;
 
@@ -15,20 +16,12 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use zerostack_harness::cases::Cases;
 use zerostack_harness::http::{Method, StatusCode};
-use zrocket::auth::Claims;
-
-/// What the dev login handed out.
-struct Login {
-    token: String,
-    /// `zrocket_token=<token>`, as a browser sends it back.
-    cookie_pair: String,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_login_and_identity() -> Result<()> {
+async fn public_endpoints_and_identity() -> Result<()> {
     let app = TestApp::start().await;
-    let mut cases = Cases::new("auth_login_and_identity");
-    let mut login: Option<Login> = None;
+    let alice = app.token("u-alice").await;
+    let mut cases = Cases::new("public_endpoints_and_identity");
     cases
         .run(
             "public endpoints answer without a token",
@@ -37,42 +30,13 @@ async fn auth_login_and_identity() -> Result<()> {
         .await;
     cases
         .run(
-            "every other endpoint refuses no, garbage, expired and foreign tokens",
+            "protected endpoints refuse garbage, foreign and old-style tokens",
             protected_endpoints_refuse_bad_tokens(&app),
         )
         .await;
     cases
-        .run(
-            "the dev login sets the cookie and returns the token",
-            async {
-                login = Some(dev_login_sets_the_cookie(&app).await?);
-                Ok(())
-            },
-        )
-        .await;
-    // The next two need the login's cookie and token.
-    cases
-        .run(
-            "the cookie alone authenticates the session and the Zero endpoints",
-            async {
-                let login = login.as_ref().context("the login case failed")?;
-                the_cookie_alone_authenticates(&app, login).await
-            },
-        )
-        .await;
-    cases
-        .run("logout clears the cookie", logout_clears_the_cookie(&app))
-        .await;
-    cases
-        .run(
-            "unknown users and bad login bodies are refused",
-            bad_logins_are_refused(&app),
-        )
-        .await;
-    cases
         .run("sender fields in REST bodies are ignored", async {
-            let login = login.as_ref().context("the login case failed")?;
-            impersonation_through_rest_is_ignored(&app, &login.token).await
+            impersonation_through_rest_is_ignored(&app, &alice).await
         })
         .await;
     app.stop().await;
@@ -83,91 +47,52 @@ async fn public_endpoints_need_no_token(app: &TestApp) -> Result<()> {
     let (status, body) = app.get("/health", None).await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     let (_, body) = app.get("/api/config", None).await;
-    assert_eq!(body, json!({"zeroCacheUrl": "http://127.0.0.1:4848"}));
-    let (_, body) = app.get("/api/auth/users", None).await;
-    let names: Vec<&str> = body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["alice", "bob", "charlie", "diana"]);
     assert_eq!(
-        body[0],
-        json!({"_id": "u-alice", "username": "alice", "name": "Alice Johnson"})
+        body,
+        json!({"zeroCacheUrl": "http://127.0.0.1:4848", "devLogin": false, "oidc": null})
     );
     let (status, body) = app.get("/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["openapi"], "3.1.0");
+    // The user list is no longer public.
+    let (status, body) = app.get("/api/auth/users", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     Ok(())
 }
 
 async fn protected_endpoints_refuse_bad_tokens(app: &TestApp) -> Result<()> {
-    let expired = app.state.keys.sign(&Claims {
-        sub: "u-alice".into(),
-        name: "Alice".into(),
-        preferred_username: "alice".into(),
-        iat: 1_000,
-        exp: 2_000,
-    });
-    let foreign =
-        zrocket::auth::Keys::new("some-other-secret-entirely", 3600).issue("u-alice", "A", "alice");
-    let protected: [(Method, &str, Value); 15] = [
-        (Method::GET, "/api/auth/session", Value::Null),
+    // A token of the right shape that was never issued, and an HS256 JWT of the old scheme.
+    let unknown = "A".repeat(43);
+    let old_jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1LWFsaWNlIn0.c2ln";
+    let protected: [(Method, &str, Value); 4] = [
         (Method::GET, "/api/users/me", Value::Null),
-        (Method::GET, "/api/users", Value::Null),
-        (Method::GET, "/api/rooms", Value::Null),
-        (
-            Method::POST,
-            "/api/rooms",
-            json!({"type": "c", "name": "x"}),
-        ),
-        (Method::POST, "/api/rooms/r-general/join", Value::Null),
-        (Method::POST, "/api/rooms/r-general/leave", Value::Null),
-        (
-            Method::POST,
-            "/api/rooms/r-general/invite",
-            json!({"userIds": ["u-bob"]}),
-        ),
-        (Method::GET, "/api/rooms/r-general/messages", Value::Null),
+        (Method::GET, "/api/auth/session", Value::Null),
         (
             Method::POST,
             "/api/rooms/r-general/messages",
             json!({"text": "hi"}),
         ),
-        (
-            Method::PATCH,
-            "/api/messages/r-general-m1",
-            json!({"text": "x"}),
-        ),
-        (Method::DELETE, "/api/messages/r-general-m1", Value::Null),
-        (Method::POST, "/api/seed", Value::Null),
-        (Method::POST, "/api/zero/mutate", json!({})),
         (Method::POST, "/api/zero/query", json!(["transform", []])),
     ];
     for (method, path, body) in &protected {
-        for token in [
-            None,
-            Some("garbage"),
-            Some(expired.as_str()),
-            Some(foreign.as_str()),
-        ] {
-            let body = if body.is_null() {
-                None
-            } else {
-                Some(body.clone())
-            };
-            let (status, resp) = app.call(method.clone(), path, token, body).await;
+        for token in ["garbage", unknown.as_str(), old_jwt] {
+            let body = (!body.is_null()).then(|| body.clone());
+            let (status, resp) = app.call(method.clone(), path, Some(token), body).await;
             assert_eq!(
                 status,
                 StatusCode::UNAUTHORIZED,
-                "{method} {path} with {token:?}"
+                "{method} {path} with {token}"
             );
             assert!(resp["error"].is_string(), "{method} {path}: {resp}");
         }
     }
-    let (_, resp) = app.get("/api/users/me", Some(&expired)).await;
-    assert!(resp["error"].as_str().unwrap().contains("expired"));
+    let (_, resp) = app
+        .call(Method::GET, "/api/users/me", Some("x y"), None)
+        .await;
+    assert!(
+        resp["error"].as_str().unwrap().contains("sign in"),
+        "{resp}"
+    );
     // Nothing was written by the rejected calls.
     assert_eq!(
         app.db
@@ -176,90 +101,6 @@ async fn protected_endpoints_refuse_bad_tokens(app: &TestApp) -> Result<()> {
             .await
             .unwrap(),
         0
-    );
-    Ok(())
-}
-
-async fn dev_login_sets_the_cookie(app: &TestApp) -> Result<Login> {
-    let resp = app
-        .http
-        .post(app.url("/api/auth/login"))
-        .json(&json!({"username": "alice"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("zrocket_token="), "{cookie}");
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
-    );
-    let body: Value = resp.json().unwrap();
-    assert_eq!(body["user"]["_id"], "u-alice");
-    let token = body["token"].as_str().unwrap().to_string();
-    assert!(cookie.contains(&token));
-    let claims = app.state.keys.verify(&token).unwrap();
-    assert_eq!(
-        (claims.sub.as_str(), claims.preferred_username.as_str()),
-        ("u-alice", "alice")
-    );
-    let cookie_pair = cookie.split(';').next().unwrap().to_string();
-    Ok(Login { token, cookie_pair })
-}
-
-/// For REST, and for the Zero endpoints as zero-cache forwards the cookie.
-async fn the_cookie_alone_authenticates(app: &TestApp, login: &Login) -> Result<()> {
-    let resp = app
-        .http
-        .get(app.url("/api/auth/session"))
-        .header("Cookie", &login.cookie_pair)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let session: Value = resp.json().unwrap();
-    assert_eq!(session["user"]["username"], "alice");
-    assert_eq!(session["token"], login.token.as_str());
-    let resp = app
-        .http
-        .post(app.url("/api/zero/query"))
-        .header("Cookie", &login.cookie_pair)
-        .json(&json!(["transform", []]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.json().unwrap()["userID"], "u-alice");
-    Ok(())
-}
-
-async fn logout_clears_the_cookie(app: &TestApp) -> Result<()> {
-    let resp = app
-        .http
-        .post(app.url("/api/auth/logout"))
-        .send()
-        .await
-        .unwrap();
-    let cleared = resp.headers()["set-cookie"].to_str().unwrap();
-    assert!(
-        cleared.starts_with("zrocket_token=;") && cleared.contains("Max-Age=0"),
-        "{cleared}"
-    );
-    Ok(())
-}
-
-async fn bad_logins_are_refused(app: &TestApp) -> Result<()> {
-    let (status, body) = app
-        .post("/api/auth/login", None, json!({"username": "mallory"}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body["error"].as_str().unwrap().contains("mallory"));
-    let (status, body) = app
-        .post("/api/auth/login", None, json!({"user": "alice"}))
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        body["error"].as_str().unwrap().contains("username"),
-        "{body}"
     );
     Ok(())
 }
@@ -313,9 +154,9 @@ impl Lifecycle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_messages_validation_and_seed() -> Result<()> {
     let app = TestApp::start().await;
-    let alice = app.token("u-alice");
-    let bob = app.token("u-bob");
-    let charlie = app.token("u-charlie");
+    let alice = app.token("u-alice").await;
+    let bob = app.token("u-bob").await;
+    let charlie = app.token("u-charlie").await;
     let mut cases = Cases::new("rooms_messages_validation_and_seed");
     let mut lc = Lifecycle::default();
 
@@ -709,7 +550,7 @@ async fn counts(app: &TestApp) -> (u64, u64, u64, u64) {
     )
 }
 
-/// Needs auth (the token case of `auth_login_and_identity` checks that); the edit made by
+/// Needs auth (`tests/routes.rs` checks that); the edit made by
 /// "only the sender edits a message" must survive.
 async fn the_seed_changes_nothing_that_exists(app: &TestApp, bob: &str) -> Result<()> {
     let before = counts(app).await;

@@ -54,11 +54,6 @@ pub async fn get_user(db: &Db, user_id: &str) -> Result<User> {
         .ok_or_else(|| DomainError::NotFound(format!("user {user_id} not found")))
 }
 
-/// The user a dev login names.
-pub async fn find_user_by_username(db: &Db, username: &str) -> Result<Option<User>> {
-    Ok(db.users.find_one(doc! {"username": username}).await?)
-}
-
 /// Escapes a string for use as a literal inside a regular expression.
 pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -91,7 +86,7 @@ pub async fn search_users(db: &Db, q: Option<&str>, limit: i64) -> Result<Vec<Us
         .await?)
 }
 
-/// The active users, by username (the dev login's list).
+/// The active users, by username (`GET /api/auth/users`).
 pub async fn list_users(db: &Db) -> Result<Vec<User>> {
     Ok(db
         .users

@@ -1,19 +1,47 @@
-//! Who is calling the Zero endpoints: the `X-Api-Key` check and the caller's token.
+//! Who is calling the Zero endpoints: the `X-Api-Key` check and the caller's session.
 //!
-//! zero-cache forwards the browser's token (header or cookie) unchanged to both endpoints, so
-//! they authenticate exactly as REST does; when `ZERO_API_KEY` is set they also require that
-//! key, which only zero-cache has. Every failure is HTTP 401, which zero-cache turns into the
-//! client's `needs-auth` state.
+//! zero-cache forwards the browser's WebSocket `Cookie` header (`ZERO_MUTATE_FORWARD_COOKIES`,
+//! `ZERO_QUERY_FORWARD_COOKIES`) and a client's `auth` as `Authorization: Bearer`, so both
+//! endpoints authenticate exactly as REST does; when `ZERO_API_KEY` is set they also require
+//! that key, which only zero-cache has. Every failure is HTTP 401, which zero-cache turns into
+//! the client's `needs-auth` state.
 
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use zerostack_spec::secret::constant_time_eq;
 
 use crate::api_error::ApiError;
-use crate::auth::{AuthUser, authenticate_headers};
+use crate::auth::AuthUser;
 use crate::state::AppState;
 
-/// Checks `X-Api-Key` (when `ZERO_API_KEY` is set), then the token.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+/// The route layer of the Zero endpoints: the API key, then the session; the caller goes on
+/// in the request's extensions (where the `AuthUser` extractor finds it).
+pub async fn require_zero_caller(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, request.headers()).await {
+        Ok(user) => {
+            request.extensions_mut().insert(Arc::new(user));
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks `X-Api-Key` (when `ZERO_API_KEY` is set), then the session.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
+    check_api_key(state, headers)?;
+    crate::auth::authenticate(state, headers).await
+}
+
+/// The `X-Api-Key` check alone.
+pub fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(expected) = &state.config.zero_api_key {
         let given = headers
             .get("x-api-key")
@@ -23,5 +51,5 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, A
             return Err(ApiError::unauthorized("missing or wrong X-Api-Key header"));
         }
     }
-    authenticate_headers(&state.keys, headers).map_err(|e| ApiError::unauthorized(e.to_string()))
+    Ok(())
 }

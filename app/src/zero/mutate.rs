@@ -18,19 +18,19 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mongodb::ClientSession;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api_error::error_response;
+use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::domain::commands::{Caller, Command};
 use crate::domain::error::DomainError;
 use crate::domain::transaction::{Retry, apply, begin, commit};
 use crate::state::AppState;
-use crate::zero::auth::authenticate;
 use crate::zero::bookkeeping::{self, CLEANUP, MutationResult};
 
 #[derive(Debug, Deserialize)]
@@ -68,11 +68,10 @@ enum Stop {
 }
 
 /// `POST /api/zero/mutate`.
-pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let user = match authenticate(&state, &headers) {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
+///
+/// The route's layer (`zero::auth::require_zero_caller`) has checked the API key and the
+/// session; `user` is the caller it found.
+pub async fn handler(State(state): State<AppState>, user: AuthUser, body: Bytes) -> Response {
     let raw: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return push_failed("parse", &format!("the body is not JSON: {e}"), vec![]),

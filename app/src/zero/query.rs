@@ -16,18 +16,17 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::domain::access::{Access, read_access};
 use crate::domain::error::DomainError;
 use crate::domain::validation::validate_id;
 use crate::state::AppState;
 use crate::zero::ast::{Ast, Condition, CorrelatedSubquery, Dir, Op};
-use crate::zero::auth::authenticate;
 use crate::zero::schema::room_table;
 
 /// Every named query this server answers.
@@ -276,11 +275,10 @@ fn parse_body(body: &[u8]) -> Result<Vec<QueryIn>, String> {
 }
 
 /// `POST /api/zero/query`.
-pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let user = match authenticate(&state, &headers) {
-        Ok(u) => u,
-        Err(e) => return e.into_response(),
-    };
+///
+/// The route's layer (`zero::auth::require_zero_caller`) has checked the API key and the
+/// session; `user` is the caller it found.
+pub async fn handler(State(state): State<AppState>, user: AuthUser, body: Bytes) -> Response {
     let queries = match parse_body(&body) {
         Ok(q) => q,
         Err(message) => return transform_failed("parse", &message, vec![]),

@@ -11,10 +11,10 @@ use tokio::sync::oneshot;
 use zerostack_harness::Mongo;
 use zerostack_harness::http::StatusCode;
 use zrocket::AppState;
-use zrocket::config::{Config, MongoSettings, Secret};
+use zrocket::auth::password::Cost;
+use zrocket::auth::session::Kind;
+use zrocket::config::{Config, LoginLimits, MongoSettings, Secret};
 use zrocket::db::Db;
-
-pub const SECRET: &str = "integration-test-secret-0123456789";
 
 pub struct TestApp {
     pub mongo: Mongo,
@@ -32,23 +32,40 @@ impl TestApp {
     }
 
     pub async fn start_with(api_key: Option<&str>) -> TestApp {
-        let mongo = Mongo::start().await.expect("start MongoDB");
-        let db = Db::connect(&mongo.uri(), Some("zrocket_test"))
-            .await
-            .expect("connect");
-        let web = tempfile::tempdir().expect("temp dir");
-        let config = Config {
+        TestApp::start_configured(|c| c.zero_api_key = api_key.map(Secret::from)).await
+    }
+
+    /// The settings every test starts from: sign-in modes off, cheap password hashes (the
+    /// tuned cost is a unit test's business, not every sign-up's), the default limits.
+    pub fn base_config(mongo: &Mongo, web: &std::path::Path) -> Config {
+        Config {
             port: 0,
             mongodb: MongoSettings {
                 uri: mongo.uri().into(),
                 database: Some("zrocket_test".into()),
             },
-            auth_secret: SECRET.into(),
             public_zero_url: "http://127.0.0.1:4848".into(),
-            zero_api_key: api_key.map(Secret::from),
-            web_dir: web.path().to_path_buf(),
-            token_ttl_secs: 3600,
-        };
+            zero_api_key: None,
+            web_dir: web.to_path_buf(),
+            session_ttl_secs: 3600,
+            dev_login: false,
+            oidc: None,
+            cookie_secure: false,
+            trust_proxy: false,
+            login_limits: LoginLimits::default(),
+            password_cost: Cost::TESTS_ONLY,
+        }
+    }
+
+    /// Starts the app with `base_config` changed by `change`.
+    pub async fn start_configured(change: impl FnOnce(&mut Config)) -> TestApp {
+        let mongo = Mongo::start().await.expect("start MongoDB");
+        let db = Db::connect(&mongo.uri(), Some("zrocket_test"))
+            .await
+            .expect("connect");
+        let web = tempfile::tempdir().expect("temp dir");
+        let mut config = TestApp::base_config(&mongo, web.path());
+        change(&mut config);
         let state = AppState::new(db.clone(), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -88,10 +105,79 @@ impl TestApp {
         panic!("the server did not become healthy");
     }
 
-    /// A valid token for a seeded user, signed with the app's secret.
-    pub fn token(&self, user_id: &str) -> String {
-        let name = user_id.trim_start_matches("u-");
-        self.state.keys.issue(user_id, name, name)
+    /// A session token for a seeded user (seeded users have no password), made in the
+    /// session store the app reads.
+    pub async fn token(&self, user_id: &str) -> String {
+        self.state
+            .sessions
+            .create(user_id, Kind::Api)
+            .await
+            .expect("create a session")
+            .expose()
+            .to_string()
+    }
+
+    /// Signs a new user up over HTTP; returns status, body and the `name=value` of the
+    /// session cookie (empty when none was set).
+    pub async fn signup(
+        &self,
+        username: &str,
+        name: &str,
+        password: &str,
+    ) -> (StatusCode, Value, String) {
+        self.post_for_cookie(
+            "/api/auth/signup",
+            json!({"username": username, "name": name, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in over HTTP; like [`TestApp::signup`].
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value, String) {
+        self.post_for_cookie(
+            "/api/auth/login",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// POSTs JSON; returns status, body and the session cookie pair from `Set-Cookie`.
+    pub async fn post_for_cookie(&self, path: &str, body: Value) -> (StatusCode, Value, String) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap_or("")
+            .to_string();
+        let text = resp.text();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            cookie,
+        )
+    }
+
+    /// A GET with a `Cookie` header.
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let text = resp.text();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {

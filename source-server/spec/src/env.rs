@@ -58,7 +58,8 @@ pub mod app {
     pub const MONGODB_URI: &str = "MONGODB_URI";
     /// Database of the app's collections.
     pub const MONGODB_DATABASE: &str = "MONGODB_DATABASE";
-    /// HMAC key of the login tokens.
+    /// Formerly the HMAC key of the login tokens. Sessions are opaque tokens stored in MongoDB
+    /// now, so the app ignores it (still accepted, with a warning, while deployments set it).
     pub const AUTH_SECRET: &str = "AUTH_SECRET";
     /// The zero-cache URL browsers use.
     pub const PUBLIC_ZERO_URL: &str = "PUBLIC_ZERO_URL";
@@ -77,6 +78,15 @@ pub mod app {
     /// `true` when the app is served over HTTPS (directly or behind a TLS-terminating proxy):
     /// the session cookie gets `Secure`.
     pub const COOKIE_SECURE: &str = "COOKIE_SECURE";
+    /// `true` when a reverse proxy is in front: the client address is the first
+    /// `X-Forwarded-For` hop and `X-Forwarded-Proto: https` makes the cookie `Secure`.
+    pub const TRUST_PROXY: &str = "TRUST_PROXY";
+    /// Failed sign-ins per username within the window before it is refused (default 5).
+    pub const LOGIN_MAX_FAILURES_PER_USER: &str = "LOGIN_MAX_FAILURES_PER_USER";
+    /// Failed sign-ins per client address within the window before it is refused (default 20).
+    pub const LOGIN_MAX_FAILURES_PER_ADDRESS: &str = "LOGIN_MAX_FAILURES_PER_ADDRESS";
+    /// The sliding window of those limits, in seconds (default 300).
+    pub const LOGIN_FAILURE_WINDOW_SECS: &str = "LOGIN_FAILURE_WINDOW_SECS";
     /// Log level.
     pub const LOG_LEVEL: &str = "LOG_LEVEL";
     /// `text` or `json`.

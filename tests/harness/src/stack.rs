@@ -67,6 +67,8 @@ pub struct StackOptions {
     pub ports: Ports,
     /// The built UI the app serves; `None`: an empty folder (API-only tests).
     pub web_dir: Option<PathBuf>,
+    /// Turn on the app's password-less dev login (`DEV_LOGIN=true`); off for tests.
+    pub dev_login: bool,
 }
 
 impl StackOptions {
@@ -76,6 +78,7 @@ impl StackOptions {
             state: StateDir::temp()?,
             ports: Ports::default(),
             web_dir: None,
+            dev_login: false,
         })
     }
 }
@@ -85,6 +88,8 @@ impl StackOptions {
 #[derive(Clone)]
 pub struct Secrets {
     pub source_token: String,
+    /// No longer given to the app (its sessions live in MongoDB); still generated for the
+    /// callers that pass it on, until they drop it.
     pub auth_secret: String,
     pub admin_password: String,
 }
@@ -248,7 +253,10 @@ impl Stack {
             .env(env::app::PORT, app_port.to_string())
             .env(env::app::MONGODB_URI, &mongo_uri)
             .env(env::app::MONGODB_DATABASE, DATABASE)
-            .env(env::app::AUTH_SECRET, &secrets.auth_secret)
+            .env(
+                env::app::DEV_LOGIN,
+                if opts.dev_login { "true" } else { "false" },
+            )
             .env(env::app::PUBLIC_ZERO_URL, &zero_url)
             .env(env::app::WEB_DIR, &web_dir)
             .env(env::app::LOG_FORMAT, "json");
@@ -271,6 +279,8 @@ impl Stack {
                 ),
                 cvr_db: pg.url("zero_cvr"),
                 change_db: pg.url("zero_cdc"),
+                // Browsers authenticate by cookie: `zero_cache` sets ZERO_*_FORWARD_COOKIES=true
+                // with these URLs, so zero-cache forwards the WebSocket's Cookie header.
                 mutate_url: Some(format!("{app_url}/api/zero/mutate")),
                 query_url: Some(format!("{app_url}/api/zero/query")),
                 port: Some(zero_port),

@@ -239,11 +239,15 @@ fn spawn(dir: &Path, port: u16, opts: &ZeroCacheOptions) -> anyhow::Result<Manag
     if let Some(app) = &opts.app_id {
         cmd.env("ZERO_APP_ID", app);
     }
+    // An app's endpoints authenticate browsers by their session cookie: zero-cache forwards
+    // the WebSocket's `Cookie` header to them only when told to (`extra_env` can say false).
     if let Some(url) = &opts.mutate_url {
-        cmd.env("ZERO_MUTATE_URL", url);
+        cmd.env("ZERO_MUTATE_URL", url)
+            .env("ZERO_MUTATE_FORWARD_COOKIES", "true");
     }
     if let Some(url) = &opts.query_url {
-        cmd.env("ZERO_QUERY_URL", url);
+        cmd.env("ZERO_QUERY_URL", url)
+            .env("ZERO_QUERY_FORWARD_COOKIES", "true");
     }
     for (k, v) in &opts.extra_env {
         cmd.env(k, v);

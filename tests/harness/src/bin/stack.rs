@@ -46,6 +46,7 @@ async fn run() -> anyhow::Result<()> {
             app: port("APP_PORT", 8011),
         },
         web_dir: web.is_dir().then_some(web),
+        dev_login: std::env::var("DEV_LOGIN").is_ok_and(|v| v == "true"),
     })
     .await?;
 
