@@ -576,6 +576,30 @@ fn hostile_requests_get_a_4xx_and_write_nothing() -> anyhow::Result<()> {
     })?;
     let before = rt.block_on(snapshot(&client))?;
     let base = source.http();
+
+    // Every route the server documents: which ones answer a request without credentials.
+    rt.block_on(async {
+        for path in source_server::http::openapi::PATHS {
+            let guarded = path.starts_with("/metadata/") || *path == "/changes/v0/stream";
+            let anonymous = http::get(format!("{base}{path}")).await?;
+            let with_token = http::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await?;
+            if guarded {
+                assert_eq!(anonymous.status().as_u16(), 401, "{path} without the token");
+                assert_ne!(with_token.status().as_u16(), 401, "{path} with the token");
+            } else {
+                assert!(
+                    anonymous.status().is_success(),
+                    "{path} stays open: {}",
+                    anonymous.status()
+                );
+            }
+        }
+        anyhow::Ok(())
+    })?;
     let started = Instant::now();
 
     let handshakes = run_cases(&rt, &base, HANDSHAKE_CASES, handshake(), check_handshake)?;
