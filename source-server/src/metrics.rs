@@ -38,6 +38,8 @@ pub struct Metrics {
     pub snapshot_rows: Counter,
     pub resets: Family<Labels, Counter>,
     pub keepalives: Counter,
+    /// Change streams reopened after MongoDB went away (restart, step-down, network).
+    pub mongodb_reconnects: Counter,
     /// The `events` counters of the four data operations, looked up once: a family lookup
     /// hashes and allocates its label set, which showed in the per-event profile.
     data_events: [Counter; 4],
@@ -67,6 +69,7 @@ impl Metrics {
             snapshot_rows: Counter::default(),
             resets: Family::default(),
             keepalives: Counter::default(),
+            mongodb_reconnects: Counter::default(),
             data_events: Default::default(),
             warned_columns: Mutex::new(HashSet::new()),
             registry: Registry::default(),
@@ -141,6 +144,11 @@ impl Metrics {
             "keepalives",
             "Empty transactions sent to advance an idle stream",
             m.keepalives.clone(),
+        );
+        registry.register(
+            "mongodb_reconnects",
+            "Change streams reopened at the last commit after MongoDB went away",
+            m.mongodb_reconnects.clone(),
         );
         Metrics { registry, ..m }
     }

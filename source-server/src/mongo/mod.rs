@@ -4,11 +4,13 @@
 //! - `change_stream`: the database change stream, driven by hand one `getMore` ahead;
 //! - `change_event`: one event of it, read from raw BSON;
 //! - `cluster_time`: MongoDB's position (a cluster time, a resume token) and its Zero watermark;
-//! - `replica_registry`: which replicas this source built, from which configuration.
+//! - `replica_registry`: which replicas this source built, from which configuration;
+//! - `reconnect`: which stream failures are worth a retry, and the backoff between attempts.
 //!
 //! Documents themselves become rows in `rows`; what is sent to zero-cache is in `zero`.
 
 pub mod change_event;
 pub mod change_stream;
 pub mod cluster_time;
+pub mod reconnect;
 pub mod replica_registry;

@@ -7,7 +7,7 @@
 //! is still draining) and keeps no state beyond its own lifetime.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use crate::connection_status::ConnectionStatus;
 use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
 use crate::mongo::cluster_time::ClusterTime;
+use crate::mongo::reconnect::{Backoff, is_transient};
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
 use crate::replication::transactions::{StreamEnd, Streamer, log_end};
@@ -183,39 +184,76 @@ async fn run<D: Downstream>(
     };
 
     let collections = catalog.collections();
-    let cursor = match ChangeCursor::open(
-        &state.db,
-        &collections,
-        Start::At(resume_at),
-        state.settings.full_document,
-        state.settings.stream.read_batch_size,
-        Duration::from_millis(state.settings.stream.probe_ms),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let end = Streamer::new(
+    let mut streamer = Streamer::new(
         catalog,
         &state.metrics,
         status,
         &state.settings.stream,
         down,
         resume_at,
-    )
-    .replay_until(cursor.opened_at())
-    .run(cursor)
-    .await;
-    log_end(&end);
-    match end {
-        StreamEnd::Closed => Outcome::Closed,
-        StreamEnd::ResetRequired(why) => Outcome::Reset(why),
-        StreamEnd::Failed(ChangeError::HistoryLost) => Outcome::Reset(history_lost()),
-        StreamEnd::Failed(e) => Outcome::Failed(e.to_string()),
+    );
+    let mut backoff = Backoff::default();
+    // MongoDB going away (a restart, a step-down) breaks the change stream, not zero-cache's
+    // connection: the stream is reopened at the last commit, with backoff, for as long as
+    // zero-cache stays connected. What cannot be retried ends the connection.
+    loop {
+        let failure = match ChangeCursor::open(
+            &state.db,
+            &collections,
+            Start::At(streamer.last_commit()),
+            state.settings.full_document,
+            state.settings.stream.read_batch_size,
+            Duration::from_millis(state.settings.stream.probe_ms),
+        )
+        .await
+        {
+            Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
+            Err(e) => e,
+            Ok(cursor) => {
+                if backoff.attempts > 0 {
+                    info!(
+                        attempts = backoff.attempts,
+                        resume_at = %streamer.last_commit().to_watermark(),
+                        "MongoDB change stream reopened"
+                    );
+                }
+                streamer.set_replay_until(cursor.opened_at());
+                let opened = Instant::now();
+                let end = streamer.run(cursor).await;
+                log_end(&end);
+                match end {
+                    StreamEnd::Closed => return Outcome::Closed,
+                    StreamEnd::ResetRequired(why) => return Outcome::Reset(why),
+                    StreamEnd::Failed(ChangeError::HistoryLost) => {
+                        return Outcome::Reset(history_lost());
+                    }
+                    StreamEnd::Failed(e) => {
+                        if opened.elapsed() > HEALTHY_STREAM {
+                            backoff.reset();
+                        }
+                        e
+                    }
+                }
+            }
+        };
+        let retry = matches!(&failure, ChangeError::Mongo(e) if is_transient(e));
+        if !retry || !streamer.discard_unsent() {
+            return Outcome::Failed(failure.to_string());
+        }
+        let delay = backoff.next_delay();
+        state.metrics.mongodb_reconnects.inc();
+        warn!(
+            error = %failure,
+            attempt = backoff.attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            "MongoDB change stream broke; reopening it at the last commit"
+        );
+        tokio::time::sleep(delay).await;
     }
 }
+
+/// A stream that ran this long before breaking counts as working: the backoff starts over.
+const HEALTHY_STREAM: Duration = Duration::from_secs(10);
 
 async fn close<S>(down: &mut WsDownstream<S>, code: u16, reason: &'static str)
 where

@@ -128,6 +128,28 @@ impl<'a, D: Downstream> Streamer<'a, D> {
         self
     }
 
+    /// Bounds the replay of a stream reopened on the same connection (see [`Self::replay_until`]).
+    pub fn set_replay_until(&mut self, opened_at: Option<ClusterTime>) {
+        self.replay_until = Some(opened_at.unwrap_or(ClusterTime::from_u64(u64::MAX)));
+    }
+
+    /// The last watermark committed downstream (or resumed from): a reopened stream starts here.
+    pub fn last_commit(&self) -> ClusterTime {
+        self.last_commit
+    }
+
+    /// After the change stream broke: forgets what was read but not committed downstream, so a
+    /// stream reopened at [`Self::last_commit`] reads it again. `false` when a transaction is
+    /// half sent (its `begin` is out): only a new connection can recover from that.
+    pub fn discard_unsent(&mut self) -> bool {
+        if self.open.as_ref().is_some_and(|g| g.streaming) {
+            return false;
+        }
+        self.open = None;
+        self.pending = Pending::default();
+        true
+    }
+
     /// Streams until the downstream closes, a reset is required, or MongoDB fails.
     ///
     /// The cursor reads one `getMore` ahead (probing after events, long-polling when idle), so

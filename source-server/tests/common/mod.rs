@@ -249,3 +249,87 @@ pub fn ids<'a>(rows: impl Iterator<Item = &'a Value>) -> std::collections::BTree
     })
     .collect()
 }
+
+/// `rows` restricted to `columns`, sorted: two such lists are equal when the tables hold the
+/// same rows, each once.
+pub fn rows_on(rows: &[Value], columns: &[&str]) -> Vec<Value> {
+    let mut out: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            Value::Object(
+                columns
+                    .iter()
+                    .map(|c| (c.to_string(), r.get(*c).cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            )
+        })
+        .collect();
+    out.sort_by_key(|v| v.to_string());
+    out
+}
+
+/// Waits (bounded) until zero-cache's replica of `table`, on `columns`, is exactly `want`
+/// (rows as JSON objects; order does not matter, a repeated row does).
+pub async fn wait_replica_equals(
+    zero: &zerostack_harness::ZeroCache,
+    what: &str,
+    table: &str,
+    columns: &[&str],
+    want: &[Value],
+) -> anyhow::Result<()> {
+    let want = rows_on(want, columns);
+    let mut last = Vec::new();
+    for _ in 0..120 {
+        if let Ok(replica) = zero.replica().await {
+            last = rows_on(
+                replica[table].as_array().map_or(&[][..], |a| a.as_slice()),
+                columns,
+            );
+            if last == want {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let missing: Vec<&Value> = want.iter().filter(|r| !last.contains(r)).take(5).collect();
+    let extra: Vec<&Value> = last.iter().filter(|r| !want.contains(r)).take(5).collect();
+    bail!(
+        "{what}: the replica of {table} ({} rows) never equalled MongoDB ({} rows); missing e.g. {missing:?}, extra e.g. {extra:?}\nzero-cache log:\n{}",
+        last.len(),
+        want.len(),
+        zero.log_tail(10)
+    )
+}
+
+/// Every document of `collection` as a JSON row of `columns` (string `_id`s and plain values).
+pub async fn mongo_rows(
+    db: &mongodb::Database,
+    collection: &str,
+    filter: bson::Document,
+    columns: &[&str],
+) -> anyhow::Result<Vec<Value>> {
+    use futures::TryStreamExt;
+    let docs: Vec<bson::Document> = db
+        .collection::<bson::Document>(collection)
+        .find(filter)
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .map(|d| {
+            Value::Object(
+                columns
+                    .iter()
+                    .map(|c| {
+                        let v = d
+                            .get(*c)
+                            .map(|b| b.clone().into_relaxed_extjson())
+                            .unwrap_or(Value::Null);
+                        (c.to_string(), v)
+                    })
+                    .collect(),
+            )
+        })
+        .collect())
+}

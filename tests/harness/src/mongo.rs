@@ -230,3 +230,162 @@ fn spawn(dir: &Path, port: u16) -> anyhow::Result<ManagedProcess> {
         .current_dir(dir);
     ManagedProcess::spawn("mongod", cmd, dir)
 }
+
+/// A real three-member replica set (`rs0`, all on 127.0.0.1), for failover tests: a step-down
+/// or the loss of one member must not lose or repeat a change. Each member keeps its data in
+/// `dir/m<i>` (removed with the temp dir on drop).
+pub struct MongoReplicaSet {
+    members: Vec<(PathBuf, u16, ManagedProcess)>,
+    _temp: TempDir,
+}
+
+impl MongoReplicaSet {
+    /// Starts `n` members, initiates the set and waits until it has a writable primary.
+    pub async fn start(n: usize) -> anyhow::Result<Self> {
+        ensure_installed("mongodb", || mongod_path().exists())?;
+        let temp = service_temp_dir("mongo-rs")?;
+        let mut members = Vec::with_capacity(n);
+        for i in 0..n {
+            let dir = temp.path().join(format!("m{i}"));
+            std::fs::create_dir_all(&dir)?;
+            let port = free_port();
+            members.push((dir.clone(), port, spawn(&dir, port)?));
+        }
+        let set = MongoReplicaSet {
+            members,
+            _temp: temp,
+        };
+        set.initiate().await?;
+        set.wait_primary(READY_TIMEOUT).await?;
+        Ok(set)
+    }
+
+    /// `mongodb://host1,host2,host3/?replicaSet=rs0`
+    pub fn uri(&self) -> String {
+        let hosts: Vec<String> = self
+            .members
+            .iter()
+            .map(|(_, p, _)| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("mongodb://{}/?replicaSet=rs0", hosts.join(","))
+    }
+
+    pub async fn client(&self) -> anyhow::Result<mongodb::Client> {
+        mongodb::Client::with_uri_str(self.uri())
+            .await
+            .context("creating a MongoDB client")
+    }
+
+    fn direct(&self, i: usize) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000",
+            self.members[i].1
+        )
+    }
+
+    async fn initiate(&self) -> anyhow::Result<()> {
+        let client = mongodb::Client::with_uri_str(self.direct(0)).await?;
+        let members: Vec<bson::Document> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p, _))| doc! { "_id": i as i32, "host": format!("127.0.0.1:{p}") })
+            .collect();
+        let started = Instant::now();
+        loop {
+            match client
+                .database("admin")
+                .run_command(
+                    doc! { "replSetInitiate": { "_id": "rs0", "members": members.clone() } },
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_code(&e, 23) => return Ok(()),
+                Err(e) if started.elapsed() > READY_TIMEOUT => {
+                    bail!("replSetInitiate of the three-member set: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// The index of the member that is a writable primary now, if any.
+    pub async fn primary(&self) -> Option<usize> {
+        for i in 0..self.members.len() {
+            let Ok(client) = mongodb::Client::with_uri_str(self.direct(i)).await else {
+                continue;
+            };
+            if let Ok(hello) = client
+                .database("admin")
+                .run_command(doc! {"hello": 1})
+                .await
+                && hello.get_bool("isWritablePrimary").unwrap_or(false)
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Waits until some member is a writable primary; its index.
+    pub async fn wait_primary(&self, timeout: Duration) -> anyhow::Result<usize> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(i) = self.primary().await {
+                return Ok(i);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("the replica set has no primary after {timeout:?}")
+    }
+
+    /// `replSetStepDown` on the current primary (it may not stand again for `secs`); returns
+    /// the index of the member that stepped down.
+    pub async fn step_down(&self, secs: i64) -> anyhow::Result<usize> {
+        let i = self.wait_primary(READY_TIMEOUT).await?;
+        let client = mongodb::Client::with_uri_str(self.direct(i)).await?;
+        // The primary closes its connections as it steps down, so an error here is normal;
+        // success is judged by who is primary afterwards.
+        let answer = client
+            .database("admin")
+            .run_command(
+                doc! { "replSetStepDown": secs, "secondaryCatchUpPeriodSecs": (secs / 2).max(1) },
+            )
+            .await;
+        if let Err(e) = &answer
+            && let mongodb::error::ErrorKind::Command(c) = &*e.kind
+        {
+            // A refusal (e.g. no electable secondary caught up) is an answer, not a lost
+            // connection.
+            bail!("replSetStepDown on member {i}: {} ({})", c.message, c.code);
+        }
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            if self.primary().await.is_some_and(|p| p != i) {
+                return Ok(i);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("member {i} stepped down but no other member became primary")
+    }
+
+    /// SIGKILL of member `i`.
+    pub async fn kill9(&mut self, i: usize) -> anyhow::Result<()> {
+        self.members[i].2.kill9().await.map(|_| ())
+    }
+
+    /// Starts member `i` again on its port and data.
+    pub fn start_again(&mut self, i: usize) -> anyhow::Result<()> {
+        let (dir, port, process) = &mut self.members[i];
+        if process.is_running() {
+            bail!("mongod (pid {}) is still running", process.pid());
+        }
+        *process = spawn(dir, *port)?;
+        Ok(())
+    }
+
+    pub fn log_tail(&self, i: usize, n: usize) -> String {
+        self.members[i].2.log_tail(n)
+    }
+}
