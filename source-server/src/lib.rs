@@ -15,6 +15,7 @@
 //! - `config`: settings, and the schema, mappings and permissions compiled at start-up;
 //! - `mongo`: the MongoDB side (change stream, events, cluster times, the replica registry);
 //! - `rows`: a MongoDB document → a Zero row (filters, projections, value conversion), pure;
+//! - `pipeline`: a document → the rows of a pipeline mapping, and the diff of two versions, pure;
 //! - `zero`: the Zero side (protocol messages, the tables of a connection, watermark strings,
 //!   the sending half of a socket);
 //! - `replication`: what one connection runs between the two sides, and when it must reset;
@@ -32,6 +33,7 @@ pub mod connection_status;
 pub mod http;
 pub mod metrics;
 pub mod mongo;
+pub mod pipeline;
 pub mod replication;
 pub mod rows;
 pub mod server_state;

@@ -109,14 +109,25 @@ fn a_projection_of_an_unknown_column_is_refused() {
 }
 
 #[test]
-fn a_pipeline_mapping_is_not_supported_yet() {
+fn a_pipeline_whose_unwound_rows_share_a_key_is_refused() {
     let mut m = mappings();
     m["mappings"]["messages"] = json!({"source": "messages", "pipeline": [{"$unwind": "$tags"}]});
     expect_error(
         schema(),
         m,
-        &["my-mappings.json", "messages", "not supported"],
+        &[
+            "my-mappings.json",
+            "messages.pipeline[0]",
+            "same primary key",
+        ],
     );
+}
+
+#[test]
+fn a_pipeline_mapping_is_not_streamed_yet() {
+    let mut m = mappings();
+    m["mappings"]["messages"] = json!({"source": "messages", "pipeline": [{"$match": {"t": "x"}}]});
+    expect_error(schema(), m, &["messages", "not supported"]);
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub mod hash;
 pub mod legacy;
 pub mod mapping;
 pub mod permissions;
+pub mod pipeline;
 pub mod projection;
 pub mod resolve;
 pub mod schema;
@@ -59,6 +60,21 @@ impl Config {
     /// The table with this Zero (client) name.
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
         self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// The pipeline of this table's mapping, if it has one (the table's `filter` and
+    /// `projection` are then `None`).
+    pub fn pipeline(&self, table: &str) -> Option<&pipeline::Pipeline> {
+        self.mappings.get(table)?.pipeline.as_ref()
+    }
+
+    /// Whether this table needs MongoDB's pre-images (see
+    /// [`pipeline::Pipeline::needs_pre_images`] for the rule); false for simple mappings.
+    pub fn needs_pre_images(&self, table: &str) -> bool {
+        match (self.pipeline(table), self.table(table)) {
+            (Some(p), Some(t)) => p.needs_pre_images(&t.primary_key),
+            _ => false,
+        }
     }
 
     /// The same configuration with the app's bookkeeping in other collections (they shape the

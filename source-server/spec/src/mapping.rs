@@ -1,8 +1,11 @@
-//! Table mappings: which MongoDB collection, filter and projection feed each Zero table.
+//! Table mappings: which MongoDB collection, filter and projection (or pipeline) feed each Zero
+//! table.
 //!
 //! Accepts both shapes the earlier TypeScript source and its app produce: a plain object keyed by
 //! Zero table name, or the export wrapper `{version: 1, mappings, metadata?}`. The shape read is
-//! kept so that serializing gives the same JSON back.
+//! kept so that serializing gives the same JSON back. An entry is either simple
+//! (`{source, filter?, projection?}`) or a pipeline (`{source, pipeline}`, see
+//! [`crate::pipeline`]), never both, as in the TypeScript types.
 
 use indexmap::IndexMap;
 use serde::{Serialize, Serializer, ser::SerializeMap};
@@ -10,6 +13,7 @@ use serde_json::Value;
 
 use crate::error::{Cx, child, deserialize_via_parser};
 use crate::filter::{self, Filter};
+use crate::pipeline::{self, Pipeline};
 use crate::projection::{self, Projection};
 use crate::schema::{object, string};
 
@@ -23,7 +27,8 @@ pub struct TableMappings {
     pub metadata: Option<Value>,
 }
 
-/// `{source, filter?, projection?}`.
+/// `{source, filter?, projection?}` or `{source, pipeline}` (at most one of the two shapes is
+/// set: the parser refuses both at once).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TableMapping {
     pub source: String,
@@ -31,6 +36,8 @@ pub struct TableMapping {
     pub filter: Option<Filter>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projection: Option<Projection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Pipeline>,
 }
 
 impl TableMapping {
@@ -39,6 +46,7 @@ impl TableMapping {
             source: source.into(),
             filter: None,
             projection: None,
+            pipeline: None,
         }
     }
     pub fn filter(mut self, filter: Filter) -> TableMapping {
@@ -47,6 +55,12 @@ impl TableMapping {
     }
     pub fn projection(mut self, projection: Projection) -> TableMapping {
         self.projection = Some(projection);
+        self
+    }
+    /// A pipeline mapping (callers must not also set a filter or projection; [`crate::load`]
+    /// and [`crate::Config::from_parts`] refuse both).
+    pub fn pipeline(mut self, pipeline: Pipeline) -> TableMapping {
+        self.pipeline = Some(pipeline);
         self
     }
 }
@@ -155,21 +169,25 @@ pub(crate) fn parse(
 pub(crate) fn parse_entry(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<TableMapping> {
     let m = object(v, path, "a table mapping", cx)?;
     let before = cx.errors.len();
-    if m.contains_key("pipeline") {
-        cx.err(
-            child(path, "pipeline"),
-            "pipeline mappings ($unwind) are not supported yet: use {source, filter?, projection?}",
-        );
-        return None;
-    }
     for k in m.keys() {
-        if !matches!(k.as_str(), "source" | "filter" | "projection") {
+        if !matches!(k.as_str(), "source" | "filter" | "projection" | "pipeline") {
             cx.err(
                 child(path, k),
                 format!(
-                    "unknown key {k:?} in a table mapping (expected source, filter, projection)"
+                    "unknown key {k:?} in a table mapping (expected source, filter, projection, or source, pipeline)"
                 ),
             );
+        }
+    }
+    let has = |k: &str| !matches!(m.get(k), None | Some(Value::Null));
+    if has("pipeline") {
+        for k in ["filter", "projection"] {
+            if has(k) {
+                cx.err(
+                    child(path, k),
+                    format!("a mapping has either a pipeline or a filter/projection, not both: move the {k} into the pipeline as a {} stage", if k == "filter" { "$match" } else { "$project" }),
+                );
+            }
         }
     }
     let source = match m.get("source") {
@@ -197,6 +215,10 @@ pub(crate) fn parse_entry(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<Tabl
         None | Some(Value::Null) => None,
         Some(p) => projection::parse(p, &child(path, "projection"), cx),
     };
+    let pipeline = match m.get("pipeline") {
+        None | Some(Value::Null) => None,
+        Some(p) => pipeline::parse(p, &child(path, "pipeline"), cx),
+    };
     if cx.errors.len() != before {
         return None;
     }
@@ -204,6 +226,7 @@ pub(crate) fn parse_entry(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<Tabl
         source: source?,
         filter,
         projection,
+        pipeline,
     })
 }
 
@@ -240,13 +263,41 @@ mod tests {
     }
 
     #[test]
-    fn refuses_pipelines_and_unknown_keys() {
+    fn pipelines_load_in_both_shapes_and_round_trip() {
+        // prior-art §1: the account_members example, as zero-sources writes it.
+        let plain = json!({"account_members": {"source": "accounts", "pipeline": [
+            {"$match": {"bundle": "ENTERPRISE"}},
+            {"$unwind": "$members"},
+            {"$addFields": {"accountId": "$_id", "userId": "$members.id", "role": "$members.role"}}
+        ]}});
+        let m = TableMappings::from_json(&plain).unwrap();
+        let p = m.mappings["account_members"].pipeline.as_ref().unwrap();
+        assert_eq!(p.stages.len(), 3);
+        assert_eq!(m.mappings["account_members"].filter, None);
+        assert_eq!(serde_json::to_value(&m).unwrap(), plain);
+        let wrapped = json!({"version": 1, "mappings": plain, "metadata": {"application": "x"}});
+        let w = TableMappings::from_json(&wrapped).unwrap();
+        assert_eq!(w.mappings, m.mappings);
+        assert_eq!(serde_json::to_value(&w).unwrap(), wrapped);
+    }
+
+    #[test]
+    fn refuses_bad_pipelines_and_unknown_keys() {
+        let e = TableMappings::from_json(&json!({"members": {"source": "accounts",
+            "filter": {"a": 1}, "pipeline": [{"$unwind": "$members"}]}}))
+        .unwrap_err();
+        assert!(
+            e.starts_with(
+                "$.members.filter: a mapping has either a pipeline or a filter/projection, not both"
+            ),
+            "{e}"
+        );
         let e = TableMappings::from_json(
-            &json!({"members": {"source": "accounts", "pipeline": [{"$unwind": "$members"}]}}),
+            &json!({"version": 1, "mappings": {"m": {"source": "a", "pipeline": [{"$group": {}}]}}}),
         )
         .unwrap_err();
         assert!(
-            e.starts_with("$.members.pipeline: pipeline mappings ($unwind) are not supported yet"),
+            e.starts_with("$.mappings.m.pipeline[0].$group: unsupported pipeline stage $group"),
             "{e}"
         );
         let e = TableMappings::from_json(&json!({"version": 2, "mappings": {}})).unwrap_err();

@@ -1,7 +1,7 @@
 //! Schema + mappings → the list of tables the source server replicates.
 //!
 //! This is where the inputs are checked against each other: primary keys against columns,
-//! mappings against tables, projection outputs against columns. The result, [`TableSpec`], holds
+//! mappings against tables, projection outputs against columns, pipelines against primary keys. The result, [`TableSpec`], holds
 //! everything the source server needs per table, with replica (server) names already worked out.
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::error::{SpecError, SpecErrors, child, item};
+use crate::error::{Cx, SpecError, SpecErrors, child, item};
 use crate::filter::Filter;
 use crate::mapping::{TableMapping, TableMappings};
 use crate::projection::{Projection, ProjectionField};
@@ -254,6 +254,34 @@ pub(crate) fn resolve_at(
             && let Some(p) = &m.projection
         {
             ok &= check_projection(name, p, &columns, mo, &child(mp, "projection"), &mut err);
+        }
+        if let (Some(m), Some((mo, mp))) = (mapping, sites.mapping_sites.get(name))
+            && let Some(p) = &m.pipeline
+        {
+            let pp = child(mp, "pipeline");
+            if m.filter.is_some() || m.projection.is_some() {
+                err(
+                    mo,
+                    pp.clone(),
+                    "a mapping has either a pipeline or a filter/projection, not both".into(),
+                );
+                ok = false;
+            } else if ok {
+                let mut found = Vec::new();
+                p.check_keys(
+                    name,
+                    &primary_key,
+                    &pp,
+                    &mut Cx {
+                        origin: mo,
+                        errors: &mut found,
+                    },
+                );
+                ok &= found.is_empty();
+                for e in found {
+                    err(&e.origin, e.path, e.message);
+                }
+            }
         }
         if ok {
             out.push(TableSpec {

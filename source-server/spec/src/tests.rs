@@ -496,7 +496,7 @@ fn bad_pipeline_mapping() {
         json!({"source": "rooms", "pipeline": [{"$match": {"t": "p"}}, {"$unwind": "$members"}]});
     assert_one(
         errors_of(zrocket_schema(), m),
-        "mappings.json: $.groups.pipeline: pipeline mappings ($unwind) are not supported yet: use {source, filter?, projection?}",
+        "mappings.json: $.groups.pipeline[1]: every row this $unwind yields from one document would have the same primary key (_id) of table \"groups\": derive a key column from \"$members\", e.g. {\"$addFields\": {\"<key>\": \"$members.id\"}}",
     );
 }
 
