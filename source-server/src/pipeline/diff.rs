@@ -51,7 +51,7 @@ pub fn diff<'a>(
 
 /// The diff when there is no before-document, for a pipeline that does not need one: the
 /// document had at most the one row whose key `documentKey` gives, with unknown values (so a
-/// row with that key after the change is an update).
+/// row with that key after the change is sent whole, as an insert: zero-cache upserts it).
 pub fn diff_from_document_key<'a>(
     pipeline: &'a CompiledPipeline,
     document_key: &RawDocument,
@@ -70,7 +70,7 @@ pub struct Diff<'a> {
     old: HashMap<String, Option<[u8; 32]>>,
     /// After-keys seen so far.
     seen: HashSet<String>,
-    after: Option<Box<dyn Iterator<Item = Result<KeyedRow, RowError>> + 'a>>,
+    after: Option<Box<dyn Iterator<Item = Result<KeyedRow, RowError>> + Send + 'a>>,
     deletes: Option<std::collections::hash_map::IntoIter<String, Option<[u8; 32]>>>,
 }
 
@@ -85,7 +85,7 @@ impl<'a> Diff<'a> {
             seen: HashSet::new(),
             after: after.map(|a| {
                 Box::new(pipeline.rows(a))
-                    as Box<dyn Iterator<Item = Result<KeyedRow, RowError>> + 'a>
+                    as Box<dyn Iterator<Item = Result<KeyedRow, RowError>> + Send + 'a>
             }),
             deletes: None,
         }
@@ -111,9 +111,11 @@ impl Iterator for Diff<'_> {
                 return Some(Ok(Change::Update(r)));
             }
             match self.old.remove(&k) {
-                None => return Some(Ok(Change::Insert(r))),
+                // New, or its old values are unknown (then maybe not in the replica either):
+                // an insert, which zero-cache applies as an upsert.
+                None | Some(None) => return Some(Ok(Change::Insert(r))),
                 Some(Some(d)) if d == digest(&r) => continue,
-                Some(_) => return Some(Ok(Change::Update(r))),
+                Some(Some(_)) => return Some(Ok(Change::Update(r))),
             }
         }
         let deletes = self

@@ -14,6 +14,7 @@
 //! Only the top-level fields some stage or column reads are decoded from the raw document, the
 //! same economy `rows` practises for plain mappings.
 
+pub mod changes;
 pub mod diff;
 mod expr;
 mod stages;
@@ -69,7 +70,7 @@ pub struct CompiledPipeline {
     needs_pre_images: bool,
 }
 
-type Docs<'a> = Box<dyn Iterator<Item = Result<Document, StageError>> + 'a>;
+type Docs<'a> = Box<dyn Iterator<Item = Result<Document, StageError>> + Send + 'a>;
 
 impl CompiledPipeline {
     pub fn compile(spec: &TableSpec, pipeline: &Pipeline) -> Result<CompiledPipeline, RowsError> {
@@ -169,7 +170,7 @@ impl CompiledPipeline {
     pub fn rows<'a>(
         &'a self,
         doc: &RawDocument,
-    ) -> impl Iterator<Item = Result<KeyedRow, RowError>> + 'a {
+    ) -> impl Iterator<Item = Result<KeyedRow, RowError>> + Send + 'a {
         self.run(self.decode(doc, true))
             .map(move |d| self.row_of(&d.map_err(RowError::Stage)?))
     }

@@ -307,7 +307,8 @@ fn without_pre_images_the_key_comes_from_the_document_key() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(out, [Change::Delete(p.key_from_document_key(&dk).unwrap())]);
-    // An update that stops matching: deleted; one that still matches: updated.
+    // An update that stops matching: deleted; one that still matches: sent whole (an upsert,
+    // since it may not have matched before).
     let gone = raw(doc! {"_id": oid, "t": "y"});
     assert!(matches!(
         &diff_from_document_key(&p, &dk, Some(&gone))
@@ -320,11 +321,71 @@ fn without_pre_images_the_key_comes_from_the_document_key() {
         &diff_from_document_key(&p, &dk, Some(&kept))
             .map(Result::unwrap)
             .collect::<Vec<_>>()[..],
-        [Change::Update(_)]
+        [Change::Insert(_)]
     ));
     // A pipeline that needs pre-images never guesses a key.
     assert_eq!(
         members().key_from_document_key(&raw(doc! {"_id": "a1"})),
         None
     );
+}
+
+#[test]
+fn event_messages_send_the_diff_and_refuse_to_guess() {
+    use crate::metrics::Metrics;
+    use changes::{Event, EventKind, PreImageMissing, event_messages};
+    let p = members();
+    let metrics = Metrics::new();
+    let rel = r#"{"schema":"public","name":"t","keyColumns":["accountId","userId"]}"#;
+    let two = raw(account(
+        bson::bson!([{"id": "u1", "role": "a"}, {"id": "u2", "role": "b"}]),
+    ));
+    let one = raw(account(bson::bson!([{"id": "u2", "role": "c"}])));
+    let dk = raw(doc! {"_id": "a1"});
+    let run = |kind, before: Option<&RawDocumentBuf>, after: Option<&RawDocumentBuf>| {
+        let mut out = Vec::new();
+        let event = Event {
+            kind,
+            document_key: Some(&dk),
+            before: before.map(|d| &**d),
+            after: after.map(|d| &**d),
+        };
+        event_messages(&p, rel, event, &metrics, &mut out).map(|n| {
+            assert_eq!(n, out.len());
+            let mut tags: Vec<String> = out
+                .iter()
+                .map(|m| {
+                    let v: Value = serde_json::from_str(m).unwrap();
+                    let row = &v[1];
+                    let id = row["new"]["userId"]
+                        .as_str()
+                        .or(row["key"]["userId"].as_str());
+                    format!("{} {}", row["tag"].as_str().unwrap(), id.unwrap())
+                })
+                .collect();
+            tags.sort();
+            tags
+        })
+    };
+    assert_eq!(
+        run(EventKind::Insert, None, Some(&two)).unwrap(),
+        ["insert u1", "insert u2"]
+    );
+    assert_eq!(
+        run(EventKind::Update, Some(&two), Some(&one)).unwrap(),
+        ["delete u1", "update u2"]
+    );
+    assert_eq!(
+        run(EventKind::Delete, Some(&one), None).unwrap(),
+        ["delete u2"]
+    );
+    // An update whose document is gone (updateLookup found nothing): its delete follows.
+    assert_eq!(
+        run(EventKind::Update, Some(&two), None).unwrap(),
+        Vec::<String>::new()
+    );
+    // No pre-image where the rows can only be known from it: refused, never guessed.
+    let missing = Err(PreImageMissing { table: "t".into() });
+    assert_eq!(run(EventKind::Update, None, Some(&one)), missing);
+    assert_eq!(run(EventKind::Delete, None, None), missing);
 }
