@@ -70,6 +70,8 @@ pub enum OidcError {
 /// The claims used from a verified ID token.
 #[derive(Debug, Deserialize)]
 pub struct IdClaims {
+    /// Defaulted so that a missing `sub` is reported as such by the claim validation.
+    #[serde(default)]
     pub sub: String,
     #[serde(default)]
     pub preferred_username: Option<String>,
