@@ -1,13 +1,18 @@
-//! Browser end-to-end test of ZRocket, everything real: a MongoDB replica set, the
-//! source-server loaded with the app's exported schema, PostgreSQL, zero-cache 1.9.0, the zrocket
-//! server serving the built UI, and headless Chromium driven by `tests/node/browser-chat.mjs` (two
-//! users in two browser contexts: a group created by one appears for the other, messages arrive
-//! live both ways, and the sender's message is confirmed by the server).
+//! Browser end-to-end test of ZRocket's sign-in and chat, everything real: a MongoDB replica
+//! set, the source-server loaded with the app's exported schema, PostgreSQL, zero-cache 1.9.0,
+//! the zrocket server serving the built UI, and headless Chromium driven by
+//! `tests/node/browser-chat.mjs`.
 //!
-//! It exists to prove the whole write and read path works in a real browser, which no unit or
-//! protocol test can: the UI's Zero schema must match the replica, the named queries and
-//! mutators must match the server's, and lastMutationID must travel MongoDB → source →
-//! zero-cache → client.
+//! It exists to prove the whole path works in a real browser, which no unit or protocol test
+//! can: sign-up, sign-in and sign-out through the forms with the session only in an HttpOnly
+//! cookie (zero-cache forwards it to the app, so the Zero client holds no token), the UI's Zero
+//! schema matching the replica, the named queries and mutators matching the server's, and
+//! lastMutationID travelling MongoDB → source → zero-cache → client.
+//!
+//! One stack, named cases ([`Cases`]): the app as the harness starts it (dev login off) runs
+//! the `auth` scenario (two users sign up in two browser contexts and chat live, sign-out kills
+//! the cookie, a wrong password and the rate limit are said in words); a second zrocket process
+//! on the same databases, started with `DEV_LOGIN=true`, shows the dev login banner.
 //!
 //! Needs the workspace binaries (`cargo build --bins` first; this test does not build other
 //! packages), Chromium at `/usr/bin/chromium`, and Node with `tests/node` installed
@@ -17,11 +22,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use serde_json::{Map, Value};
+use anyhow::{Context, bail, ensure};
+use serde_json::{Map, Value, json};
+use zerostack_harness::cases::Cases;
 use zerostack_harness::process::run;
-use zerostack_harness::stack::{Stack, StackOptions};
-use zerostack_harness::{ManagedProcess, ensure_installed, node_dir, repo_root};
+use zerostack_harness::stack::{DATABASE, Stack, StackOptions, built_bin, wait_http_ok};
+use zerostack_harness::{ManagedProcess, ensure_installed, free_port, node_dir, repo_root};
+use zerostack_spec::env::app as env;
 
 /// How long the browser script may take in all.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
@@ -101,7 +108,7 @@ fn normalize_schema(schema: &Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
+async fn sign_up_chat_and_sign_out_in_real_browsers() -> anyhow::Result<()> {
     let repo = repo_root();
     ensure_installed("chromium", || Path::new("/usr/bin/chromium").exists())?;
     ensure_installed("node", || {
@@ -111,28 +118,132 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
     })?;
     let dist = test_and_build_ui(&repo.join("app/web"))?;
     let mut opts = StackOptions::temp()?;
-    opts.web_dir = Some(dist);
+    opts.web_dir = Some(dist.clone());
+    // The real sign-in: no password-less way in (the dev login case starts its own app).
+    opts.dev_login = false;
     let stack = Stack::start(opts).await?;
-    let (app_url, logs) = (&stack.app_url, stack.state.path());
 
-    // The app's exported schema, checked against the UI's contract file, which the UI's own unit
-    // test checks against src/schema.ts: so the browser's schema equals what the source serves.
+    let mut cases = Cases::new("e2e_browser");
+    cases
+        .run(
+            "the app's schema export equals the UI's contract",
+            schema_matches_contract(&stack),
+        )
+        .await;
+    cases
+        .run(
+            "the harness's app has dev login off",
+            dev_login_is_off(&stack.app_url),
+        )
+        .await;
+    cases
+        .run(
+            "two users sign up, chat live, sign out; wrong password and rate limit are said in words",
+            browser(&stack, &stack.app_url, "auth", &["alice", "bob", "stranger"]),
+        )
+        .await;
+    cases
+        .run(
+            "with DEV_LOGIN=true the banner is on the sign-in and chat screens",
+            dev_login_banner(&stack, &dist),
+        )
+        .await;
+    let outcome = cases.finish();
+    stack.stop().await?;
+    outcome
+}
+
+/// The app's exported schema, checked against the UI's contract file, which the UI's own unit
+/// test checks against src/schema.ts: so the browser's schema equals what the source serves.
+async fn schema_matches_contract(stack: &Stack) -> anyhow::Result<()> {
     let exported = normalize_schema(&read_json(&stack.export_dir.join("schema.json"))?);
-    let contract = normalize_schema(&read_json(&repo.join("app/web/schema.contract.json"))?);
-    assert_eq!(
-        exported, contract,
-        "the Rust export (left) differs from app/web/schema.contract.json (right)"
+    let contract = normalize_schema(&read_json(
+        &repo_root().join("app/web/schema.contract.json"),
+    )?);
+    ensure!(
+        exported == contract,
+        "the Rust export ({exported}) differs from app/web/schema.contract.json ({contract})"
     );
+    Ok(())
+}
 
-    // The browsers.
-    let artifacts = repo.join("tests/artifacts");
-    let mut browser_cmd = Command::new(zerostack_harness::paths::node_bin());
-    browser_cmd
-        .arg(node_dir().join("browser-chat.mjs"))
+/// Without `DEV_LOGIN` the password-less login must refuse, and the config must say it is off
+/// (the UI shows no banner then, which the browser scenario checks).
+async fn dev_login_is_off(app_url: &str) -> anyhow::Result<()> {
+    let http = zerostack_harness::http::Client::new();
+    let config = http
+        .get(format!("{app_url}/api/config"))
+        .send()
+        .await?
+        .json()?;
+    ensure!(
+        config.get("devLogin") == Some(&Value::Bool(false)),
+        "/api/config should say devLogin: false, got {config}"
+    );
+    let resp = http
+        .post(format!("{app_url}/api/auth/dev-login"))
+        .json(&json!({"username": "alice"}))
+        .send()
+        .await?;
+    ensure!(
+        resp.status().is_client_error(),
+        "POST /api/auth/dev-login with dev login off should be refused with a 4xx, got {} {}",
+        resp.status(),
+        resp.text()
+    );
+    ensure!(
+        resp.headers().get("set-cookie").is_none(),
+        "a refused dev login must not set a cookie"
+    );
+    Ok(())
+}
+
+/// A second zrocket on the stack's databases and zero-cache, with dev login on: the browser
+/// signs in as a seeded user through the dev form and sees the banner on both screens.
+async fn dev_login_banner(stack: &Stack, dist: &Path) -> anyhow::Result<()> {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(built_bin("zrocket")?);
+    cmd.arg("serve")
+        .env(env::PORT, port.to_string())
+        .env(env::MONGODB_URI, stack.mongo.uri_with_db(DATABASE))
+        .env(env::MONGODB_DATABASE, DATABASE)
+        .env(env::PUBLIC_ZERO_URL, stack.zero.url())
+        .env(env::WEB_DIR, dist)
+        .env(env::DEV_LOGIN, "true")
+        .env(env::LOG_FORMAT, "json");
+    let mut app = ManagedProcess::spawn(
+        "zrocket-dev-login",
+        cmd,
+        &stack.state.service("zrocket-dev-login")?,
+    )?;
+    let outcome = async {
+        wait_http_ok(&format!("{url}/health"), &mut app).await?;
+        browser(stack, &url, "dev-login", &["dev"]).await
+    }
+    .await;
+    let log = app.log_tail(40);
+    app.terminate().await?;
+    outcome.with_context(|| format!("the dev-login app's log:\n{log}"))
+}
+
+/// Runs one scenario of `tests/node/browser-chat.mjs` against `app_url`; every named user must
+/// have left a screenshot.
+async fn browser(
+    stack: &Stack,
+    app_url: &str,
+    scenario: &str,
+    users: &[&str],
+) -> anyhow::Result<()> {
+    let artifacts = repo_root().join("tests/artifacts").join(scenario);
+    let mut cmd = Command::new(zerostack_harness::paths::node_bin());
+    cmd.arg(node_dir().join("browser-chat.mjs"))
         .env("APP_URL", app_url)
+        .env("E2E_SCENARIO", scenario)
         .env("ARTIFACTS_DIR", &artifacts)
-        .current_dir(&repo);
-    let mut browser = ManagedProcess::spawn("browser-chat", browser_cmd, logs)?;
+        .current_dir(repo_root());
+    let mut browser =
+        ManagedProcess::spawn(&format!("browser-{scenario}"), cmd, stack.state.path())?;
     let outcome = browser.wait_exit(BROWSER_TIMEOUT).await;
     // Stops it (and the Chromium it started, same process group) if it timed out.
     let _ = browser.terminate().await;
@@ -145,17 +256,16 @@ async fn two_users_chat_live_in_real_browsers() -> anyhow::Result<()> {
     };
     if let Some(failure) = failure {
         bail!(
-            "the browser test failed: {failure}; screenshots in {}\n{browser_log}\n{}",
+            "the {scenario} scenario failed: {failure}; screenshots in {}\n{browser_log}\n{}",
             artifacts.display(),
             stack.log_tails()
         );
     }
-    for name in ["alice", "bob"] {
+    for name in users {
         let shot = artifacts.join(format!("e2e-{name}.png"));
-        assert!(shot.is_file(), "no screenshot at {}", shot.display());
+        ensure!(shot.is_file(), "no screenshot at {}", shot.display());
     }
-
-    stack.stop().await
+    Ok(())
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {

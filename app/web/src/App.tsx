@@ -1,12 +1,17 @@
-// The top level: loads config and session, shows the login screen or the chat.
+// The top level: loads config and session, shows the sign-in screen or the chat, and the dev
+// login banner above either when the server has dev login on.
 //
-// The Zero client exists only while someone is logged in; `ZeroProvider` is keyed by the user, so
-// logging out and in as someone else starts a fresh client with that user's token.
+// The Zero client exists only while someone is signed in. It is created without `auth`: the
+// session token sits in an HttpOnly cookie that the browser sends to zero-cache, which forwards
+// it to the app's mutate and query endpoints, so no script on this page ever holds it.
+// `ZeroProvider` is keyed by the user, so signing out and in as someone else starts a fresh
+// client (and its own local store).
 import { ZeroProvider } from '@rocicorp/zero/react';
-import { useCallback, useEffect, useMemo, useState } from 'react';
-import { getConfig, getSession, logout, type Config, type Session } from './api';
+import { useCallback, useEffect, useMemo, useState, type ReactNode } from 'react';
+import { getConfig, getSession, signOut, UnreachableError, type Config, type Session } from './api';
+import { AuthScreen, DevLoginBanner } from './AuthScreen';
+import { UNREACHABLE } from './authRules';
 import { Chat } from './Chat';
-import { Login } from './Login';
 import { mutators } from './mutators';
 import { schema } from './schema';
 
@@ -25,59 +30,76 @@ export function App() {
         if (!cancelled) setBoot({ state: 'ready', config, session });
       })
       .catch((e: unknown) => {
-        if (!cancelled) setBoot({ state: 'failed', message: String(e instanceof Error ? e.message : e) });
+        const message = e instanceof UnreachableError ? UNREACHABLE : `Could not load ZRocket: ${e instanceof Error ? e.message : String(e)}`;
+        if (!cancelled) setBoot({ state: 'failed', message });
       });
     return () => {
       cancelled = true;
     };
   }, []);
 
-  const onLogout = useCallback(async () => {
-    try {
-      await logout();
-    } finally {
-      setBoot((b) => (b.state === 'ready' ? { ...b, session: null } : b));
-    }
+  const setSession = useCallback((session: Session | null) => {
+    setBoot((b) => (b.state === 'ready' ? { ...b, session } : b));
   }, []);
 
-  // After a 401 from zero-cache (expired token) the cookie may still hold a fresh session;
-  // ask the server again and fall back to the login screen if it has none.
+  // The server revokes the session and clears the cookie; if it cannot be reached the cookie
+  // may live on, so say so rather than pretend.
+  const onSignOut = useCallback(async (): Promise<string | null> => {
+    try {
+      await signOut();
+    } catch (e) {
+      return e instanceof UnreachableError ? UNREACHABLE : `Could not sign out: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    setSession(null);
+    return null;
+  }, [setSession]);
+
+  // After a 401 through zero-cache the cookie may still hold a live session (e.g. the server
+  // restarted); ask the server again, and fall back to the sign-in screen if it has none.
   const refreshSession = useCallback(async (): Promise<Session | null> => {
     const session = await getSession();
-    setBoot((b) => (b.state === 'ready' ? { ...b, session } : b));
+    setSession(session);
     return session;
-  }, []);
+  }, [setSession]);
 
-  // ZeroProvider recreates the Zero client whenever a prop other than `auth` changes identity,
-  // so the context object must stay the same object for the same user.
+  // ZeroProvider recreates the Zero client whenever a prop changes identity, so the context
+  // object must stay the same object for the same user.
   const userID = boot.state === 'ready' ? boot.session?.user._id : undefined;
   const context = useMemo(() => (userID ? { userID } : undefined), [userID]);
 
+  let screen: ReactNode;
   if (boot.state === 'loading') {
-    return <div className="centered" data-testid="loading">Loading…</div>;
-  }
-  if (boot.state === 'failed') {
-    return (
-      <div className="centered error" data-testid="boot-error">
-        Could not reach the ZRocket server: {boot.message}
+    screen = (
+      <div className="centered" data-testid="loading">
+        Loading…
       </div>
     );
-  }
-  const { config, session } = boot;
-  if (!session) {
-    return <Login onLogin={(s) => setBoot({ ...boot, session: s })} />;
+  } else if (boot.state === 'failed') {
+    screen = (
+      <div className="centered error" data-testid="boot-error">
+        {boot.message}
+      </div>
+    );
+  } else if (!boot.session) {
+    screen = <AuthScreen config={boot.config} onSignedIn={setSession} />;
+  } else {
+    screen = (
+      <ZeroProvider
+        key={userID}
+        cacheURL={boot.config.zeroCacheUrl}
+        userID={boot.session.user._id}
+        context={context}
+        schema={schema}
+        mutators={mutators}
+      >
+        <Chat me={boot.session.user} onSignOut={onSignOut} refreshSession={refreshSession} />
+      </ZeroProvider>
+    );
   }
   return (
-    <ZeroProvider
-      key={userID}
-      cacheURL={config.zeroCacheUrl}
-      userID={session.user._id}
-      auth={session.token}
-      context={context}
-      schema={schema}
-      mutators={mutators}
-    >
-      <Chat me={session.user} onLogout={onLogout} refreshSession={refreshSession} />
-    </ZeroProvider>
+    <div className="shell">
+      {boot.state === 'ready' && boot.config.devLogin && <DevLoginBanner />}
+      {screen}
+    </div>
   );
 }

@@ -1,7 +1,9 @@
-// The logged-in screen: top bar (user, connection, logout), sidebar, the open room, the
-// new-room form, and the list of errors the server returned for this user's changes.
+// The signed-in screen: top bar (user, connection, change password, sign out), sidebar, the
+// open room, the new-room form, and the list of errors the server returned for this user's
+// changes.
 import { useCallback, useState } from 'react';
 import type { Session, SessionUser } from './api';
+import { ChangePasswordDialog } from './ChangePasswordDialog';
 import { ConnectionIndicator } from './ConnectionIndicator';
 import { mutators } from './mutators';
 import { NewRoomForm } from './NewRoomForm';
@@ -12,16 +14,19 @@ import { useMutation } from './useMutation';
 
 export function Chat({
   me,
-  onLogout,
+  onSignOut,
   refreshSession,
 }: {
   me: SessionUser;
-  onLogout: () => void;
+  /** Resolves with a message when signing out failed (the user stays signed in). */
+  onSignOut: () => Promise<string | null>;
   refreshSession: () => Promise<Session | null>;
 }) {
   const [selected, setSelected] = useState<Selected | null>(null);
   const [creating, setCreating] = useState<RoomType | null>(null);
   const [errors, setErrors] = useState<{ id: number; message: string }[]>([]);
+  const [changingPassword, setChangingPassword] = useState(false);
+  const [signingOut, setSigningOut] = useState(false);
   const [sendStates, setSendStates] = useState<ReadonlyMap<string, SendState>>(new Map());
   const mutate = useMutation();
 
@@ -38,6 +43,16 @@ export function Chat({
       return next;
     });
   }, []);
+
+  const signOut = async () => {
+    setSigningOut(true);
+    const problem = await onSignOut();
+    // On success this component is gone; on failure the user is still here and told why.
+    if (problem) {
+      setSigningOut(false);
+      reportError(problem);
+    }
+  };
 
   const join = (roomId: string) => {
     void mutate(mutators.room.join({ roomId }), reportError);
@@ -62,8 +77,11 @@ export function Chat({
         <span className="me" data-testid="me" data-user-id={me._id}>
           {me.name} <span className="muted">@{me.username}</span>
         </span>
-        <button type="button" className="link" data-testid="logout" onClick={onLogout}>
-          Log out
+        <button type="button" className="link" data-testid="change-password" onClick={() => setChangingPassword(true)}>
+          Change password
+        </button>
+        <button type="button" className="link" data-testid="logout" onClick={signOut} disabled={signingOut}>
+          {signingOut ? 'Signing out…' : 'Sign out'}
         </button>
       </header>
       {errors.length > 0 && (
@@ -95,6 +113,7 @@ export function Chat({
           </section>
         )}
       </div>
+      {changingPassword && <ChangePasswordDialog username={me.username} onClose={() => setChangingPassword(false)} />}
       {creating && (
         <NewRoomForm
           me={me}
