@@ -10,10 +10,18 @@
 //! 5. commit → replica latency at steady rates, both paths measured the same way;
 //! 6. initial sync into zero-cache, both paths; 7. source-server peak RSS.
 //!
+//! zero-cache's own ceiling for a custom source (`ceiling`: a source with no database) stands
+//! beside the burst (3) and the initial sync (6); with `--curves` the same measures are taken
+//! across sizes (`scaling`) and drawn as SVG plots (`plot`) next to the report.
+//!
 //! A phase that fails is reported as such and the others still run.
 
+mod ceiling;
+mod plot;
 mod probes;
 mod report;
+mod sampler;
+mod scaling;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -25,9 +33,9 @@ use bson::Document;
 use clap::Parser;
 use probes::{
     CountWatch, CpuSample, LatencyWatch, RawLatency, SourceServer, acking_client, initial_sync,
-    lexi_to_timestamp, percentiles, psql_path, read_raw_change_stream,
+    latency_client, lexi_to_timestamp, percentiles, psql_path, read_raw_change_stream,
 };
-use report::{Latency, Results};
+use report::{Latency, Results, SourceLatency};
 use workload::{PG_TABLE_DDL, PsqlPipe, TABLE, mongo_doc, mongo_insert_range, now_ms, sql_insert};
 use zerostack_harness::{Mongo, Postgres, StateDir, ZeroCache, ZeroCacheOptions, repo_root};
 
@@ -67,9 +75,30 @@ struct Args {
     /// Keep the state folder (data, logs) instead of removing it.
     #[arg(long)]
     keep: bool,
-    /// Run only these phases (default: all): stream (1+2), zero (3+5), pg (4+5), sync (6).
+    /// Run only these phases (default: all, and curves with --curves): stream (1+2, and the
+    /// source's own latency), zero (3+5), pg (4+5), sync (6), curves (the scaling curves).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Phase>,
+    /// Also measure the scaling curves (initial sync by size, burst by transaction size, source
+    /// CPU per event by collections and by document size) and draw them as SVG plots.
+    #[arg(long)]
+    curves: bool,
+    /// Documents per initial-sync point of the curves (--quick divides them by 50).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
+    sync_sizes: Vec<u64>,
+    /// Rows per transaction of the burst curve.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 10, 100, 1000, 2000])]
+    txn_sizes: Vec<u64>,
+    /// Mapped collections of the CPU-per-event curve.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
+    collection_counts: Vec<usize>,
+    /// Document sizes (bytes) of the CPU-per-event curve.
+    #[arg(long, value_delimiter = ',', default_values_t = [200usize, 2048, 20_480])]
+    doc_sizes: Vec<usize>,
+    /// Also write the report and plots under stable names to <out-dir>/latest/ (what the
+    /// README shows).
+    #[arg(long)]
+    latest: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +107,7 @@ enum Phase {
     Zero,
     Pg,
     Sync,
+    Curves,
 }
 
 #[tokio::main]
@@ -98,9 +128,24 @@ async fn run() -> anyhow::Result<()> {
         args.rows = args.rows.min(10_000);
         args.sync_rows = args.sync_rows.min(20_000);
         args.latency_secs = args.latency_secs.min(5);
+        for s in &mut args.sync_sizes {
+            *s = (*s / 50).max(1);
+        }
     }
     if args.rows == 0 || args.batch == 0 || args.sync_rows == 0 {
         bail!("--rows, --batch and --sync-rows must be at least 1");
+    }
+    if args.sync_sizes.contains(&0)
+        || args.txn_sizes.contains(&0)
+        || args.collection_counts.iter().any(|&c| c == 0 || c > 1000)
+        || args
+            .doc_sizes
+            .iter()
+            .any(|&b| !(150..=1_000_000).contains(&b))
+    {
+        bail!(
+            "--sync-sizes and --txn-sizes must be at least 1, --collection-counts 1 to 1000, --doc-sizes 150 to 1000000 bytes"
+        );
     }
     if args.rates.iter().any(|&r| r == 0 || r > 5000) {
         bail!("--rates: each rate must be between 1 and 5000 writes/s");
@@ -160,7 +205,13 @@ async fn run() -> anyhow::Result<()> {
     };
 
     let mut rss_streaming: Vec<u64> = Vec::new();
-    let wanted = |p: Phase| args.only.is_empty() || args.only.contains(&p);
+    let wanted = |p: Phase| {
+        if args.only.is_empty() {
+            p != Phase::Curves || args.curves
+        } else {
+            args.only.contains(&p)
+        }
+    };
     macro_rules! phase {
         ($which:expr, $name:expr, $fut:expr) => {{
             if !wanted($which) {
@@ -199,21 +250,25 @@ async fn run() -> anyhow::Result<()> {
         results.live_write_rows_per_s = Some(s.write_rate);
         results.live_rows_per_s = Some(s.live_rate);
         results.live_transactions = Some(s.live_transactions);
+        results.source_latency = s.latency;
         rss_streaming.push(s.rss);
     }
-    if let Some((burst, lat, rss)) = phase!(
+    if let Some(z) = phase!(
         Phase::Zero,
-        "3+5 MongoDB → source-server → zero-cache",
+        "3+5 MongoDB → source-server → zero-cache (and the ceiling's burst)",
         ctx.mongo_to_zero_cache()
     ) {
-        results.mongo_burst_rows_per_s = Some(burst);
-        rss_streaming.push(rss);
-        for (rate, p, raw) in lat {
+        results.mongo_burst_rows_per_s = Some(z.burst);
+        results.mongo_burst_transactions = Some(z.transactions);
+        results.ceiling_burst_rows_per_s = z.ceiling_burst;
+        rss_streaming.push(z.rss);
+        for (rate, p, raw, lag) in z.latency {
             results.latency.push(Latency {
                 rate,
                 mongo: p,
                 raw,
                 pg: None,
+                source_lag_buckets: lag,
             });
         }
     }
@@ -228,23 +283,27 @@ async fn run() -> anyhow::Result<()> {
                 Some(l) => l.pg = p,
                 None => results.latency.push(Latency {
                     rate,
-                    mongo: None,
-                    raw: None,
                     pg: p,
+                    ..Default::default()
                 }),
             }
         }
     }
     if let Some(sync) = phase!(
         Phase::Sync,
-        "6 initial sync, both paths, alternating",
-        ctx.initial_syncs()
+        "6 initial sync: source-server, the ceiling and Postgres, alternating",
+        ctx.sync_point(args.sync_rows, SYNC_ROUNDS, true)
     ) {
-        results.mongo_sync_secs = sync.mongo.iter().copied().reduce(f64::min);
-        results.pg_sync_secs = sync.pg.iter().copied().reduce(f64::min);
-        results.mongo_sync_runs = sync.mongo;
-        results.pg_sync_runs = sync.pg;
-        results.source_peak_rss_sync = Some(sync.rss);
+        results.mongo_sync_secs = sync.ours_best().map(|r| r.secs);
+        results.ceiling_sync_secs = sync.ceiling_best().map(|r| r.secs);
+        results.pg_sync_secs = sync.pg_best().map(|r| r.secs);
+        results.mongo_sync_runs = sync.ours.iter().map(|r| r.secs).collect();
+        results.pg_sync_runs = sync.pg.iter().map(|r| r.secs).collect();
+        results.source_peak_rss_sync = Some(sync.source_peak_rss);
+        results.sync = Some(sync);
+    }
+    if let Some(curves) = phase!(Phase::Curves, "curves", ctx.curves()) {
+        results.curves = Some(curves);
     }
     results.source_peak_rss_streaming = rss_streaming.into_iter().max();
 
@@ -260,13 +319,30 @@ async fn run() -> anyhow::Result<()> {
     let stamp = utc_stamp(false);
     let md_path = out_dir.join(format!("bench-{stamp}.md"));
     let json_path = out_dir.join(format!("bench-{stamp}.json"));
+    let json = serde_json::to_string_pretty(&results)?;
     std::fs::write(&md_path, &md)?;
-    std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(&json_path, &json)?;
     say(format!(
         "saved {} and {}",
         md_path.display(),
         json_path.display()
     ));
+    let plots = report::plots(&results);
+    for (name, svg) in &plots {
+        let path = out_dir.join(format!("bench-{stamp}-{name}.svg"));
+        std::fs::write(&path, svg)?;
+        say(format!("saved {}", path.display()));
+    }
+    if args.latest {
+        let latest = out_dir.join("latest");
+        std::fs::create_dir_all(&latest)?;
+        std::fs::write(latest.join("bench.md"), &md)?;
+        std::fs::write(latest.join("bench.json"), &json)?;
+        for (name, svg) in &plots {
+            std::fs::write(latest.join(format!("{name}.svg")), svg)?;
+        }
+        say(format!("also saved under {}", latest.display()));
+    }
     if args.keep {
         say(format!("state kept in {}", state.keep().display()));
     }
@@ -299,14 +375,28 @@ struct StreamRun {
     live_rate: f64,
     live_transactions: u64,
     rss: u64,
+    latency: Vec<SourceLatency>,
+}
+
+/// Phase 3+5 on the MongoDB path, with the ceiling's burst at the same transaction size.
+struct ZeroRun {
+    burst: f64,
+    transactions: f64,
+    ceiling_burst: Option<f64>,
+    /// Per rate: the path's and the raw change stream's latencies, and the source's own lag
+    /// (bucket bounds, ms).
+    latency: MongoLatencyRuns,
+    rss: u64,
 }
 
 type LatencyRuns = Vec<(u32, Option<probes::Percentiles>)>;
-/// Per rate: the source path's and the raw change stream's latencies.
+/// Per rate: the source path's and the raw change stream's latencies, and the source's lag
+/// histogram's p50/p95/p99 bucket bounds.
 type MongoLatencyRuns = Vec<(
     u32,
     Option<probes::Percentiles>,
     Option<probes::Percentiles>,
+    Option<[f64; 3]>,
 )>;
 
 impl Ctx<'_> {
@@ -390,8 +480,9 @@ impl Ctx<'_> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let url = source.ws_url();
         let from = run.last_watermark.clone();
+        let w0c = w0.clone();
         let client =
-            tokio::spawn(async move { acking_client(&url, &w0, &from, n, Some(tx)).await });
+            tokio::spawn(async move { acking_client(&url, &w0c, &from, n, Some(tx)).await });
         rx.await.context("the live client did not connect")?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let t0 = Instant::now();
@@ -403,6 +494,17 @@ impl Ctx<'_> {
             "live burst: written at {write_rate:.0} rows/s, through source-server at {live_rate:.0} rows/s in {} transactions",
             live.transactions
         ));
+        let mut latency = Vec::new();
+        let mut next = 2 * n;
+        let mut from = live.last_watermark.clone();
+        for &rate in &self.args.rates {
+            tokio::time::sleep(SETTLE).await;
+            latency.push(
+                self.source_latency(&source, &coll, &w0, &mut from, rate, next)
+                    .await?,
+            );
+            next += u64::from(rate) * u64::from(self.args.latency_secs);
+        }
         let rss = source.peak_rss()?;
         say(format!(
             "source-server peak RSS (streaming to the acking client): {:.1} MB",
@@ -416,11 +518,62 @@ impl Ctx<'_> {
             live_rate,
             live_transactions: live.transactions,
             rss,
+            latency,
+        })
+    }
+
+    /// (4 of issue 14) The source's own latency at a steady rate, with no zero-cache: a client
+    /// acking every commit notes writer stamp → commit received for each row, a bare driver
+    /// stream reads the same writes (the ceiling), and the source's histogram is read around it.
+    async fn source_latency(
+        &self,
+        source: &SourceServer,
+        coll: &mongodb::Collection<Document>,
+        w0: &str,
+        from: &mut String,
+        rate: u32,
+        first: u64,
+    ) -> anyhow::Result<SourceLatency> {
+        let expected = u64::from(rate) * u64::from(self.args.latency_secs);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let url = source.ws_url();
+        // From the last commit the previous client saw: nothing before this run is replayed.
+        let (w0s, froms) = (w0.to_string(), from.clone());
+        let client =
+            tokio::spawn(async move { latency_client(&url, &w0s, &froms, expected, tx).await });
+        rx.await.context("the latency client did not connect")?;
+        let raw = RawLatency::start(coll, expected).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = source.lag_buckets().await?;
+        let writer = coll.clone();
+        paced_writes(rate, self.args.latency_secs, first, move |i, sent| {
+            let coll = writer.clone();
+            async move {
+                coll.insert_one(mongo_doc(i, Some(sent))).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let (latencies, last) = tokio::time::timeout(Duration::from_secs(120), client)
+            .await
+            .context("the latency client did not see every write in time")???;
+        *from = last;
+        let exact = percentiles(&latencies);
+        let raw = percentiles(&raw.finish(Duration::from_secs(120)).await?);
+        let buckets = probes::bucket_percentiles(&before, &source.lag_buckets().await?);
+        say(format!(
+            "source-server's own latency at {rate}/s (writer stamp → commit at the client): {exact:?}; raw change stream: {raw:?}; its histogram (p50/p95/p99 bucket bounds, ms): {buckets:?}"
+        ));
+        Ok(SourceLatency {
+            rate,
+            exact,
+            raw,
+            buckets,
         })
     }
 
     /// (3) and (5) on the MongoDB path.
-    async fn mongo_to_zero_cache(&self) -> anyhow::Result<(f64, MongoLatencyRuns, u64)> {
+    async fn mongo_to_zero_cache(&self) -> anyhow::Result<ZeroRun> {
         let n = self.args.rows;
         let coll = self.collection("bench_zero").await?;
         let source = self.source("source-zero", "bench_zero").await?;
@@ -430,11 +583,15 @@ impl Ctx<'_> {
         let watch = CountWatch::start(&replica, TABLE, n)?;
         // The watcher must have opened the replica before the clock starts.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let txns0 = source.counter("zerostack_source_transactions_sent").await?;
         let t0 = now_ms();
         mongo_insert_range(&coll, 0, n, self.args.batch).await?;
         let at = watch.wait(Duration::from_secs(600)).await?;
         let burst = n as f64 / ((at - t0) / 1000.0);
-        say(format!("MongoDB burst into the replica: {burst:.0} rows/s"));
+        let transactions = source.counter("zerostack_source_transactions_sent").await? - txns0;
+        say(format!(
+            "MongoDB burst into the replica: {burst:.0} rows/s in {transactions:.0} transactions"
+        ));
         let mut next = n;
         let mut lat = Vec::new();
         for &rate in &self.args.rates {
@@ -457,16 +614,15 @@ impl Ctx<'_> {
             next += expected;
             let p = percentiles(&watch.finish(Duration::from_secs(120)).await?);
             let raw = percentiles(&raw.finish(Duration::from_secs(120)).await?);
-            if let Some([p50, p95, p99]) =
-                probes::bucket_percentiles(&lag_before, &source.lag_buckets().await?)
-            {
+            let lag = probes::bucket_percentiles(&lag_before, &source.lag_buckets().await?);
+            if let Some([p50, p95, p99]) = lag {
                 say(format!(
                     "source-server's own lag (MongoDB commit → sent, bucket bounds) at {rate}/s: p50 ≤ {p50} ms, p95 ≤ {p95} ms, p99 ≤ {p99} ms"
                 ));
             }
             say(format!("MongoDB latency at {rate}/s: {p:?}"));
             say(format!("raw change stream latency at {rate}/s: {raw:?}"));
-            lat.push((rate, p, raw));
+            lat.push((rate, p, raw, lag));
         }
         let rss = source.peak_rss()?;
         say(format!(
@@ -474,7 +630,66 @@ impl Ctx<'_> {
             rss as f64 / 1_048_576.0
         ));
         zc.stop().await?;
-        Ok((burst, lat, rss))
+        drop(source);
+        // The ceiling, after ours so that the two never share the CPU: the same rows in
+        // transactions of the size source-server's coalescing produced.
+        let txn_rows = (n as f64 / transactions.max(1.0)).round().max(1.0) as u64;
+        let ceiling_burst = match self.ceiling_stream("main").await {
+            Ok(mut cs) => {
+                let (rate, usage, sent) = self.ceiling_burst(&mut cs, n, txn_rows).await?;
+                say(format!(
+                    "ceiling burst into the replica: {rate:.0} rows/s in {} transactions of {txn_rows} (zero-cache CPU {:.1} s; {:.2} of {:.2} s in socket calls)",
+                    n.div_ceil(txn_rows),
+                    usage.cpu_secs,
+                    sent.in_socket_secs,
+                    sent.secs
+                ));
+                cs.zc.stop().await?;
+                Some(rate)
+            }
+            Err(e) => {
+                say(format!("ceiling burst FAILED: {e:#}"));
+                None
+            }
+        };
+        Ok(ZeroRun {
+            burst,
+            transactions,
+            ceiling_burst,
+            latency: lat,
+            rss,
+        })
+    }
+
+    /// The scaling curves (`--curves`).
+    async fn curves(&self) -> anyhow::Result<report::Curves> {
+        let mut c = report::Curves::default();
+        for &docs in &self.args.sync_sizes {
+            say(format!("--- curve: initial sync of {docs} ---"));
+            c.sync.push(self.sync_point(docs, 1, true).await?);
+        }
+        let mut cs = self.ceiling_stream("curve").await?;
+        let cap = self.args.rows.min(50_000);
+        for &txn in &self.args.txn_sizes {
+            let rows = (txn * 500).clamp(2000.min(cap), cap);
+            say(format!("--- curve: burst of {rows} at {txn} rows/txn ---"));
+            c.burst.push(self.burst_point(&mut cs, txn, rows).await?);
+        }
+        cs.zc.stop().await?;
+        let events = |bytes: usize| {
+            let base = if self.args.quick { 2_000 } else { 20_000 };
+            if bytes > 10_000 { base / 4 } else { base }
+        };
+        for &m in &self.args.collection_counts {
+            say(format!("--- curve: CPU per event, {m} collection(s) ---"));
+            c.cpu_collections
+                .push(self.cpu_point(m, 200, events(200)).await?);
+        }
+        for &b in &self.args.doc_sizes {
+            say(format!("--- curve: CPU per event, {b}-byte documents ---"));
+            c.cpu_doc_size.push(self.cpu_point(1, b, events(b)).await?);
+        }
+        Ok(c)
     }
 
     /// (4) and (5) on zero-cache's native Postgres path.
@@ -548,87 +763,10 @@ impl Ctx<'_> {
         zc.stop().await?;
         Ok((burst, lat))
     }
-
-    /// (6) The same `sync_rows` rows in a MongoDB collection and a Postgres table, then a fresh
-    /// zero-cache on each path, alternating, `SYNC_ROUNDS` times: whichever zero-cache starts
-    /// first pays for cold Node module caches (0.6-0.8 s measured), so each path keeps its best.
-    async fn initial_syncs(&self) -> anyhow::Result<SyncRuns> {
-        let n = self.args.sync_rows;
-        let coll = self.collection("bench_sync").await?;
-        say(format!("writing {n} documents and {n} rows"));
-        mongo_insert_range(&coll, 0, n, 1000).await?;
-        self.pg.create_db("bench_pg_sync").await?;
-        self.pg.psql("bench_pg_sync", PG_TABLE_DDL).await?;
-        let mut pipe = PsqlPipe::open(&psql_path()?, &self.pg.url("bench_pg_sync"))?;
-        for i in (0..n).step_by(1000) {
-            pipe.send(&sql_insert(i, (i + 1000).min(n), None)).await?;
-        }
-        pipe.finish().await?;
-        let source = self.source("source-sync", "bench_sync").await?;
-        let mut runs = SyncRuns::default();
-        for round in 0..SYNC_ROUNDS {
-            for native_pg in [false, true] {
-                let (label, tag, upstream) = if native_pg {
-                    ("Postgres", "pg", self.pg.url("bench_pg_sync"))
-                } else {
-                    ("MongoDB", "mongo", source.ws_url())
-                };
-                let mut opts = self
-                    .zero_cache_options(&format!("{tag}{round}"), upstream)
-                    .await?;
-                if native_pg {
-                    opts.extra_env
-                        .push(("ZERO_UPSTREAM_TYPE".into(), "pg".into()));
-                }
-                let dir = self
-                    .state
-                    .service(&format!("zero-cache-{tag}-sync-{round}"))?;
-                let secs = timed_initial_sync(dir, opts, n).await?;
-                say(format!(
-                    "{label} initial sync, round {}: {secs:.1} s",
-                    round + 1
-                ));
-                if native_pg {
-                    &mut runs.pg
-                } else {
-                    &mut runs.mongo
-                }
-                .push(secs);
-            }
-        }
-        runs.rss = source.peak_rss()?;
-        Ok(runs)
-    }
 }
 
 /// Initial syncs per path (6).
 const SYNC_ROUNDS: usize = 2;
-
-#[derive(Default)]
-struct SyncRuns {
-    mongo: Vec<f64>,
-    pg: Vec<f64>,
-    rss: u64,
-}
-
-/// Seconds from zero-cache's start until it is ready and its replica holds all `n` rows.
-async fn timed_initial_sync(dir: PathBuf, opts: ZeroCacheOptions, n: u64) -> anyhow::Result<f64> {
-    let replica = dir.join("zero.db");
-    let t0 = now_ms();
-    let mut zc = ZeroCache::spawn_in(&dir, opts)?;
-    let watch = CountWatch::start(&replica, TABLE, n)?;
-    zc.wait_ready().await?;
-    let ready = now_ms();
-    let all_rows = watch.wait(Duration::from_secs(600)).await?;
-    let secs = (ready.max(all_rows) - t0) / 1000.0;
-    say(format!(
-        "initial sync of {n}: ready after {:.1} s, all rows after {:.1} s",
-        (ready - t0) / 1000.0,
-        (all_rows - t0) / 1000.0
-    ));
-    zc.stop().await?;
-    Ok(secs)
-}
 
 async fn paced_writes<F, Fut>(rate: u32, secs: u32, first: u64, write: F) -> anyhow::Result<()>
 where
@@ -667,7 +805,19 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} CPUs, {model}")
+    let mem_gb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or_else(
+            || "unknown memory".into(),
+            |kb| format!("{:.0} GB RAM", kb / 1_048_576.0),
+        );
+    format!("{cpus} CPUs, {model}, {mem_gb}")
 }
 
 /// UTC time from the system clock: `2025-01-02 03:04:05 UTC`, or `20250102T030405Z` for file

@@ -62,6 +62,32 @@ pub async fn read_raw_change_stream(
     Ok(t0.elapsed())
 }
 
+/// [`read_raw_change_stream`] over a whole database (several mapped collections).
+pub async fn read_raw_db_change_stream(
+    db: &mongodb::Database,
+    start: bson::Timestamp,
+    n: u64,
+) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let mut stream = db
+        .watch()
+        .start_at_operation_time(start)
+        .await
+        .context("opening the raw database change stream")?;
+    let mut seen = 0u64;
+    while seen < n {
+        let event: ChangeStreamEvent<Document> =
+            tokio::time::timeout(Duration::from_secs(60), stream.next())
+                .await
+                .context("raw change stream: no event for 60 s")?
+                .context("raw change stream ended")??;
+        if event.operation_type == OperationType::Insert {
+            seen += 1;
+        }
+    }
+    Ok(t0.elapsed())
+}
+
 /// (5, ceiling) A bare driver change stream, opened before a latency run starts writing:
 /// for each of `expected` inserts, how long after the writer's stamp (`sent_ms` in the
 /// document) the driver handed the event over. What MongoDB itself adds to commit → replica.
@@ -126,11 +152,25 @@ impl SourceServer {
         db: &str,
         extra_env: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        let tables = [super::workload::TABLE.to_string()];
+        Self::start_with_tables(bin, dir, mongo_uri, db, extra_env, &tables).await
+    }
+
+    /// A source-server publishing `tables`, each shaped like `messages` and fed by the
+    /// collection of its name.
+    pub async fn start_with_tables(
+        bin: &Path,
+        dir: &Path,
+        mongo_uri: &str,
+        db: &str,
+        extra_env: &[(String, String)],
+        tables: &[String],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let schema = dir.join("schema.json");
         let mappings = dir.join("table-mappings.json");
-        std::fs::write(&schema, super::workload::schema_json())?;
-        std::fs::write(&mappings, super::workload::mappings_json())?;
+        std::fs::write(&schema, super::workload::schema_json_for(tables))?;
+        std::fs::write(&mappings, super::workload::mappings_json_for(tables))?;
         let port = free_port();
         let mut cmd = Command::new(bin);
         cmd.env_clear();
@@ -194,12 +234,25 @@ pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
     parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))
 }
 
-/// CPU time (user + system) a process has used so far, in seconds; `None` for `self`.
+/// CPU time a process has used so far, in seconds; `None` for `self`. Read from each thread's
+/// `schedstat` (nanoseconds), so that a few thousand events at a few µs each are still
+/// measurable; the clock-tick counters of `stat` (10 ms) are the fallback.
 pub fn cpu_secs(pid: Option<u32>) -> anyhow::Result<f64> {
-    let path = pid.map_or_else(
-        || "/proc/self/stat".to_string(),
-        |p| format!("/proc/{p}/stat"),
-    );
+    let base = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
+    if let Ok(tasks) = std::fs::read_dir(format!("{base}/task")) {
+        let ns: Option<u64> = tasks
+            .flatten()
+            .map(|t| {
+                std::fs::read_to_string(t.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .sum();
+        if let Some(ns) = ns.filter(|&n| n > 0) {
+            return Ok(ns as f64 / 1e9);
+        }
+    }
+    let path = format!("{base}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     parse_cpu_ticks(&stat)
         .map(|ticks| ticks as f64 / CLOCK_TICKS_PER_S)
@@ -260,6 +313,33 @@ impl SourceServer {
         let (_, body) = http_get(self.port, "/metrics", Duration::from_secs(5)).await?;
         Ok(parse_lag_buckets(&body))
     }
+}
+
+impl SourceServer {
+    /// The value of a counter (or the sum over its labels) from `/metrics`, e.g.
+    /// `zerostack_source_bytes_sent`.
+    pub async fn counter(&self, name: &str) -> anyhow::Result<f64> {
+        let (_, body) = http_get(self.port, "/metrics", Duration::from_secs(5)).await?;
+        Ok(parse_counter(&body, name))
+    }
+}
+
+/// The sum of every sample of metric `name` (with or without labels, `_total` suffix or not).
+pub fn parse_counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = rest.strip_prefix("_total").unwrap_or(rest);
+            let value = if rest.starts_with('{') {
+                rest.split_once("} ")?.1
+            } else {
+                rest.strip_prefix(' ')?
+            };
+            value.trim().parse::<f64>().ok()
+        })
+        .sum()
 }
 
 /// `(le, cumulative count)` of each `zerostack_source_commit_lag_seconds_bucket` line.
@@ -334,6 +414,64 @@ pub async fn initial_sync(url: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The snapshot source-server sent on an initial-sync connection.
+pub struct SnapshotCapture {
+    /// Every message that is not an insert into the bench table (begin, tables, indexes, the
+    /// permissions row, commit), in order.
+    pub other: Vec<String>,
+    /// The first `keep_rows` inserts into `messages`.
+    pub rows: Vec<String>,
+    pub row_count: u64,
+    pub row_bytes: u64,
+    pub frames: u64,
+    pub bytes: u64,
+    /// From the connection to the commit.
+    pub secs: f64,
+}
+
+/// Reads a whole initial sync from source-server as fast as the socket goes, as a bare client
+/// (no zero-cache): the source's own snapshot rate, its frame sizes, and the frames the ceiling
+/// must match.
+pub async fn capture_snapshot(url: &str, keep_rows: usize) -> anyhow::Result<SnapshotCapture> {
+    let t0 = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}&appID=zero&shardNum=0"))
+        .await
+        .context("connecting to source-server")?;
+    let mut cap = SnapshotCapture {
+        other: Vec::new(),
+        rows: Vec::new(),
+        row_count: 0,
+        row_bytes: 0,
+        frames: 0,
+        bytes: 0,
+        secs: 0.0,
+    };
+    let row_prefix = format!(
+        "[\"data\",{{\"tag\":\"insert\",\"relation\":{}",
+        super::ceiling::RELATION
+    );
+    loop {
+        let text = next_text(&mut ws).await?;
+        cap.frames += 1;
+        cap.bytes += text.len() as u64;
+        if text.starts_with(&row_prefix) {
+            cap.row_count += 1;
+            cap.row_bytes += text.len() as u64;
+            if cap.rows.len() < keep_rows {
+                cap.rows.push(text);
+            }
+            continue;
+        }
+        let is_commit = text.starts_with("[\"commit\"");
+        cap.other.push(text);
+        if is_commit {
+            cap.secs = t0.elapsed().as_secs_f64();
+            let _ = ws.close(None).await;
+            return Ok(cap);
+        }
+    }
+}
+
 /// What the acking client saw.
 pub struct AckRun {
     pub elapsed: Duration,
@@ -392,6 +530,55 @@ pub async fn acking_client(
             bail!("source-server answered the resume with {text}");
         }
     }
+}
+
+/// (4, source-side) Plays zero-cache like [`acking_client`], from `from`, and for each of
+/// `expected` stamped inserts notes how long after the writer's stamp (`sent_ms`) the commit
+/// of its transaction arrived: the source's own latency at millisecond-fraction resolution,
+/// finer than its histogram's buckets. `connected` fires once the socket is open.
+pub async fn latency_client(
+    url: &str,
+    w0: &str,
+    from: &str,
+    expected: u64,
+    connected: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<(Vec<f64>, String)> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{url}&appID=zero&shardNum=0&lastWatermark={from}&replicaVersion={w0}"
+    ))
+    .await
+    .context("connecting to source-server")?;
+    let _ = connected.send(());
+    let key = format!("\"{}\":", super::workload::SENT_COLUMN);
+    let mut open: Vec<f64> = Vec::new();
+    let mut latencies = Vec::with_capacity(expected as usize);
+    let mut last = from.to_string();
+    while (latencies.len() as u64) < expected {
+        let text = next_text(&mut ws).await?;
+        if text.starts_with("[\"data\"") {
+            let sent = text
+                .split_once(&key)
+                .and_then(|(_, rest)| rest.split([',', '}']).next())
+                .and_then(|v| v.parse::<f64>().ok());
+            if let Some(sent) = sent {
+                open.push(sent);
+            }
+        } else if text.starts_with("[\"commit\"") {
+            let seen = super::workload::now_ms();
+            latencies.extend(open.drain(..).map(|sent| seen - sent));
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            if let Some(w) = v[2]["watermark"].as_str() {
+                last = w.to_string();
+            }
+            let ack =
+                serde_json::json!(["status", {"tag": "commit"}, {"watermark": v[2]["watermark"]}]);
+            ws.send(Message::Text(ack.to_string().into())).await?;
+        } else if text.starts_with("[\"control\"") || text.starts_with("[\"error\"") {
+            bail!("source-server answered the resume with {text}");
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok((latencies, last))
 }
 
 async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {

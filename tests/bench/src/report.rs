@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
+use super::plot::{Plot, Series};
 use super::probes::Percentiles;
+use super::scaling::{BurstPoint, CpuPoint, SyncPoint};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Latency {
@@ -14,6 +16,28 @@ pub struct Latency {
     /// event handed over), measured at the same time as `mongo`.
     pub raw: Option<Percentiles>,
     pub pg: Option<Percentiles>,
+    /// source-server's commit-lag histogram over the run: p50/p95/p99 bucket bounds, ms.
+    pub source_lag_buckets: Option<[f64; 3]>,
+}
+
+/// The source's own latency at a steady rate, no zero-cache: writer stamp → commit received by
+/// a client acking every commit (`exact`), beside a bare driver stream on the same writes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceLatency {
+    pub rate: u32,
+    pub exact: Option<Percentiles>,
+    pub raw: Option<Percentiles>,
+    /// Its own histogram over the same run: p50/p95/p99 bucket bounds, ms.
+    pub buckets: Option<[f64; 3]>,
+}
+
+/// The scaling curves (`--curves`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Curves {
+    pub sync: Vec<SyncPoint>,
+    pub burst: Vec<BurstPoint>,
+    pub cpu_collections: Vec<CpuPoint>,
+    pub cpu_doc_size: Vec<CpuPoint>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -38,13 +62,23 @@ pub struct Results {
     pub live_transactions: Option<u64>,
     /// (3) MongoDB → zero-cache replica burst.
     pub mongo_burst_rows_per_s: Option<f64>,
+    /// (3) Zero transactions source-server sent for the burst (its coalescing).
+    pub mongo_burst_transactions: Option<f64>,
+    /// (3, ceiling) the same rows from the ceiling source, at the same transaction size.
+    pub ceiling_burst_rows_per_s: Option<f64>,
     /// (4) Postgres → zero-cache replica burst.
     pub pg_burst_rows_per_s: Option<f64>,
     /// (5) commit → replica latency, per rate.
     pub latency: Vec<Latency>,
     /// (6) initial sync: seconds from zero-cache start until ready with every row.
     pub mongo_sync_secs: Option<f64>,
+    pub ceiling_sync_secs: Option<f64>,
     pub pg_sync_secs: Option<f64>,
+    /// (6) every measurement of the initial-sync phase.
+    pub sync: Option<SyncPoint>,
+    /// The source's own latency (no zero-cache), per rate.
+    pub source_latency: Vec<SourceLatency>,
+    pub curves: Option<Curves>,
     /// (6) every run, in order (the paths alternate).
     pub mongo_sync_runs: Vec<f64>,
     pub pg_sync_runs: Vec<f64>,
@@ -178,6 +212,22 @@ pub fn markdown(r: &Results) -> String {
         "≥ 1.00×".into(),
         verdict(r3.map(|x| x >= 1.0)).into(),
     ]);
+    let r3c = ratio(r.mongo_burst_rows_per_s, r.ceiling_burst_rows_per_s);
+    let txn_rows = r
+        .mongo_burst_transactions
+        .filter(|t| *t > 0.0)
+        .map(|t| (r.rows as f64 / t).round().max(1.0));
+    rows.push([
+        format!(
+            "3c. the same burst against zero-cache's custom-path ceiling (no database, prebuilt frames), transactions of {} rows",
+            txn_rows.map_or("n/a".into(), |t| format!("{t:.0}"))
+        ),
+        rate(r.mongo_burst_rows_per_s),
+        format!("ceiling: {}", rate(r.ceiling_burst_rows_per_s)),
+        fmt_ratio(r3c),
+        "≥ 0.95×".into(),
+        verdict(r3c.map(|x| x >= 0.95)).into(),
+    ]);
     rows.push([
         format!(
             "4. Postgres → zero-cache replica (native), burst {} × INSERT of {}",
@@ -219,6 +269,33 @@ pub fn markdown(r: &Results) -> String {
             ok.into(),
         ]);
     }
+    for l in &r.source_latency {
+        let (target, ok) = if l.rate == 500 {
+            ("p99 ≤ 5 ms", verdict(l.exact.map(|p| p.p99 <= 5.0)))
+        } else {
+            ("(informational)", "")
+        };
+        rows.push([
+            format!(
+                "5s. source-server's own latency at {} writes/s, no zero-cache (writer → commit at an acking client), p50 / p95 / p99",
+                l.rate
+            ),
+            format!(
+                "{} (its histogram: {})",
+                pct(&l.exact),
+                l.buckets.map_or("n/a".into(), |[a, b, c]| format!(
+                    "≤ {a} / ≤ {b} / ≤ {c} ms"
+                ))
+            ),
+            format!("raw change stream: {}", pct(&l.raw)),
+            match (l.exact, l.raw) {
+                (Some(e), Some(w)) => format!("p99 {:+.1} ms", e.p99 - w.p99),
+                _ => "n/a".into(),
+            },
+            target.into(),
+            ok.into(),
+        ]);
+    }
     let r6 = ratio(r.mongo_sync_secs, r.pg_sync_secs);
     rows.push([
         format!(
@@ -231,6 +308,19 @@ pub fn markdown(r: &Results) -> String {
         fmt_ratio(r6),
         "time ≤ 1.10×".into(),
         verdict(r6.map(|x| x <= 1.1)).into(),
+    ]);
+    // Rows/s ratio: the ceiling's time over ours.
+    let r6c = ratio(r.ceiling_sync_secs, r.mongo_sync_secs);
+    rows.push([
+        format!(
+            "6c. the same initial sync against zero-cache's custom-path ceiling (best of {})",
+            r.sync.as_ref().map_or(0, |s| s.ceiling.len())
+        ),
+        secs(r.mongo_sync_secs, r.sync_rows),
+        format!("ceiling: {}", secs(r.ceiling_sync_secs, r.sync_rows)),
+        fmt_ratio(r6c),
+        "rows/s ≥ 0.95×".into(),
+        verdict(r6c.map(|x| x >= 0.95)).into(),
     ]);
     let rss = r.source_peak_rss_streaming;
     rows.push([
@@ -258,12 +348,313 @@ pub fn markdown(r: &Results) -> String {
     for row in rows {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }
+    if let Some(sp) = &r.sync {
+        out.push('\n');
+        out.push_str(&sync_where(sp));
+    }
+    if let Some(c) = &r.curves {
+        out.push_str(&curves_markdown(c));
+    }
     if !r.errors.is_empty() {
         out.push_str("\nFailed phases:\n");
         for e in &r.errors {
             out.push_str(&format!("- {}\n", e.replace('\n', " ")));
         }
     }
+    out
+}
+
+fn per_s(n: u64, secs: f64) -> String {
+    if secs > 0.0 {
+        thousands((n as f64 / secs).round() as u64)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// Where an initial sync's time goes: the source alone (bare client), zero-cache's CPU on each
+/// path, and how long the ceiling's send loop sat in socket calls.
+pub fn sync_where(p: &SyncPoint) -> String {
+    let mut out = format!(
+        "Initial sync of {} documents, where the time goes: source-server alone (snapshot read by a bare client) {:.2} s = {} rows/s, source CPU {:.1} µs/row; insert frames {:.0} bytes/row (ceiling {:.0}).\n",
+        thousands(p.docs),
+        p.bare_client_secs,
+        per_s(p.docs, p.bare_client_secs),
+        p.bare_client_source_cpu_secs * 1e6 / p.docs.max(1) as f64,
+        p.ours_row_bytes as f64 / p.docs.max(1) as f64,
+        p.ceiling_row_bytes as f64 / p.docs.max(1) as f64,
+    );
+    let line = |name: &str, run: Option<super::scaling::SyncRun>| {
+        run.map_or_else(String::new, |r| {
+            format!(
+                "- {name}: {:.2} s ({} rows/s); zero-cache CPU {:.1} s ({:.0}% of one core over the sync), peak RSS {:.0} MB{}\n",
+                r.secs,
+                per_s(p.docs, r.secs),
+                r.zero_cache.cpu_secs,
+                100.0 * r.zero_cache.cpu_secs / r.secs,
+                r.zero_cache.peak_rss as f64 / 1_048_576.0,
+                r.source_cpu_secs.map_or(String::new(), |c| format!(
+                    "; sender's CPU {c:.2} s ({:.0}% of one core)",
+                    100.0 * c / r.secs
+                ))
+            )
+        })
+    };
+    out.push_str(&line("source-server", p.ours_best()));
+    out.push_str(&line("ceiling", p.ceiling_best()));
+    out.push_str(&line("Postgres", p.pg_best()));
+    for (name, run) in [
+        ("source-server", p.ours_best()),
+        ("ceiling", p.ceiling_best()),
+    ] {
+        if let Some([start, stream, after]) = run.and_then(|r| r.phases) {
+            out.push_str(&format!(
+                "- zero-cache's phases from {name}: start-up until it connects {start:.2} s, the snapshot stream {stream:.2} s, last frame → ready with every row {after:.2} s\n"
+            ));
+        }
+    }
+    if p.ceiling_send_secs > 0.0 {
+        out.push_str(&format!(
+            "- the ceiling's send loop: {:.2} s, of which {:.2} s inside socket writes (waiting on zero-cache)\n",
+            p.ceiling_send_secs, p.ceiling_in_socket_secs
+        ));
+    }
+    out
+}
+
+pub fn curves_markdown(c: &Curves) -> String {
+    let mut out = String::new();
+    if !c.sync.is_empty() {
+        out.push_str("\n## Initial sync by size\n\n| Documents | source-server | ceiling | Postgres | ours / ceiling (rows/s) | source peak RSS | zero-cache peak RSS (ours / ceiling) | source alone (bare client) |\n|---|---|---|---|---|---|---|---|\n");
+        for p in &c.sync {
+            let (o, ce, pg) = (p.ours_best(), p.ceiling_best(), p.pg_best());
+            let cell = |r: Option<super::scaling::SyncRun>| {
+                r.map_or("n/a".into(), |r| {
+                    format!("{:.2} s ({} rows/s)", r.secs, per_s(p.docs, r.secs))
+                })
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} / {} | {} rows/s |\n",
+                thousands(p.docs),
+                cell(o),
+                cell(ce),
+                cell(pg),
+                fmt_ratio(ratio(ce.map(|r| r.secs), o.map(|r| r.secs))),
+                mb(Some(p.source_peak_rss)),
+                mb(o.map(|r| r.zero_cache.peak_rss)),
+                mb(ce.map(|r| r.zero_cache.peak_rss)),
+                per_s(p.docs, p.bare_client_secs),
+            ));
+        }
+        if let (Some(first), Some(last)) = (c.sync.first(), c.sync.last()) {
+            let f = last.source_peak_rss as f64 / first.source_peak_rss.max(1) as f64;
+            out.push_str(&format!(
+                "\nsource-server peak RSS at {} documents is {f:.2}× that at {} (bar: ≤ 2×: {}).\n",
+                thousands(last.docs),
+                thousands(first.docs),
+                verdict(Some(f <= 2.0))
+            ));
+        }
+    }
+    if !c.burst.is_empty() {
+        out.push_str("\n## Burst by transaction size\n\n| Rows/txn | Rows | source-server | (written at) | Zero txns sent | ceiling | ours / ceiling | source CPU/row | zero-cache CPU (ours / ceiling) |\n|---|---|---|---|---|---|---|---|---|\n");
+        for b in &c.burst {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {:.1} µs | {:.1} s / {:.1} s |\n",
+                b.txn_rows,
+                thousands(b.rows),
+                rate(Some(b.ours_rows_per_s)),
+                rate(Some(b.ours_written_rows_per_s)),
+                b.ours_transactions,
+                rate(Some(b.ceiling_rows_per_s)),
+                fmt_ratio(ratio(Some(b.ours_rows_per_s), Some(b.ceiling_rows_per_s))),
+                b.ours_source_cpu_us_per_row,
+                b.ours_zero_cache.cpu_secs,
+                b.ceiling_zero_cache.cpu_secs,
+            ));
+        }
+    }
+    for (title, points) in [
+        (
+            "Source CPU per event by mapped collections",
+            &c.cpu_collections,
+        ),
+        ("Source CPU per event by document size", &c.cpu_doc_size),
+    ] {
+        if points.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n## {title}\n\n| Collections | Document | Events | source-server | bare driver loop (floor) | source rows/s | raw events/s |\n|---|---|---|---|---|---|---|\n"));
+        for p in points {
+            out.push_str(&format!(
+                "| {} | {} B | {} | {:.1} µs | {:.1} µs | {} | {} |\n",
+                p.collections,
+                thousands(p.doc_bytes as u64),
+                thousands(p.events),
+                p.source_us_per_event,
+                p.raw_us_per_event,
+                thousands(p.source_rows_per_s.round() as u64),
+                thousands(p.raw_events_per_s.round() as u64),
+            ));
+        }
+    }
+    out
+}
+
+fn series(name: &str, dashed: bool, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        name: name.into(),
+        points,
+        dashed,
+    }
+}
+
+/// The SVG plots of a run, by file name stem: each with the run's date and machine, and the
+/// ceiling (dashed) in the same axes.
+pub fn plots(r: &Results) -> Vec<(String, String)> {
+    let subtitle = format!("{} · {}", r.started_utc, r.machine);
+    let mut out = Vec::new();
+    let mut add = |name: &str, title: &str, x: &str, y: &str, s: Vec<Series>| {
+        if s.iter().any(|s| !s.points.is_empty()) {
+            let plot = Plot {
+                title: title.into(),
+                subtitle: subtitle.clone(),
+                x_label: x.into(),
+                y_label: y.into(),
+                log_x: true,
+                series: s,
+            };
+            out.push((name.to_string(), plot.to_svg()));
+        }
+    };
+    let Some(c) = &r.curves else {
+        return out;
+    };
+    let sync_rate = |f: fn(&SyncPoint) -> Option<super::scaling::SyncRun>| {
+        c.sync
+            .iter()
+            .filter_map(|p| f(p).map(|r| (p.docs as f64, p.docs as f64 / r.secs)))
+            .collect::<Vec<_>>()
+    };
+    add(
+        "initial-sync-rate",
+        "Initial sync into zero-cache: rows/s by data size",
+        "documents",
+        "rows/s (start → ready with every row)",
+        vec![
+            series("source-server", false, sync_rate(SyncPoint::ours_best)),
+            series(
+                "ceiling (no database)",
+                true,
+                sync_rate(SyncPoint::ceiling_best),
+            ),
+            series("Postgres (native)", false, sync_rate(SyncPoint::pg_best)),
+        ],
+    );
+    let mb_of = |b: u64| b as f64 / 1_048_576.0;
+    let first_rss = c.sync.first().map(|p| mb_of(p.source_peak_rss));
+    add(
+        "initial-sync-rss",
+        "Initial sync: peak RSS by data size",
+        "documents",
+        "MB",
+        vec![
+            series(
+                "source-server",
+                false,
+                c.sync
+                    .iter()
+                    .map(|p| (p.docs as f64, mb_of(p.source_peak_rss)))
+                    .collect(),
+            ),
+            series(
+                "bar: 2× source at the smallest",
+                true,
+                c.sync
+                    .iter()
+                    .filter_map(|p| first_rss.map(|f| (p.docs as f64, 2.0 * f)))
+                    .collect(),
+            ),
+            series(
+                "zero-cache (from source-server)",
+                false,
+                c.sync
+                    .iter()
+                    .filter_map(|p| {
+                        p.ours_best()
+                            .map(|r| (p.docs as f64, mb_of(r.zero_cache.peak_rss)))
+                    })
+                    .collect(),
+            ),
+            series(
+                "zero-cache (from the ceiling)",
+                true,
+                c.sync
+                    .iter()
+                    .filter_map(|p| {
+                        p.ceiling_best()
+                            .map(|r| (p.docs as f64, mb_of(r.zero_cache.peak_rss)))
+                    })
+                    .collect(),
+            ),
+        ],
+    );
+    add(
+        "burst-by-transaction-size",
+        "Burst into zero-cache's replica: rows/s by rows per transaction",
+        "rows per transaction",
+        "rows/s",
+        vec![
+            series(
+                "source-server",
+                false,
+                c.burst
+                    .iter()
+                    .map(|b| (b.txn_rows as f64, b.ours_rows_per_s))
+                    .collect(),
+            ),
+            series(
+                "ceiling (no database)",
+                true,
+                c.burst
+                    .iter()
+                    .map(|b| (b.txn_rows as f64, b.ceiling_rows_per_s))
+                    .collect(),
+            ),
+        ],
+    );
+    let cpu = |pts: &[CpuPoint], x: fn(&CpuPoint) -> f64| {
+        (
+            pts.iter()
+                .map(|p| (x(p), p.source_us_per_event))
+                .collect::<Vec<_>>(),
+            pts.iter()
+                .map(|p| (x(p), p.raw_us_per_event))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (ours, raw) = cpu(&c.cpu_collections, |p| p.collections as f64);
+    add(
+        "cpu-by-collections",
+        "Source CPU per change event by mapped collections",
+        "mapped collections",
+        "CPU µs per event",
+        vec![
+            series("source-server", false, ours),
+            series("bare driver loop (floor)", true, raw),
+        ],
+    );
+    let (ours, raw) = cpu(&c.cpu_doc_size, |p| p.doc_bytes as f64);
+    add(
+        "cpu-by-document-size",
+        "Source CPU per change event by document size",
+        "document bytes (BSON)",
+        "CPU µs per event",
+        vec![
+            series("source-server", false, ours),
+            series("bare driver loop (floor)", true, raw),
+        ],
+    );
     out
 }
 
@@ -289,6 +680,7 @@ mod tests {
                 mongo: percentiles(&[1.0, 2.0, 9.0]),
                 raw: percentiles(&[0.5, 0.5, 1.0]),
                 pg: percentiles(&[1.0, 2.0, 3.0]),
+                source_lag_buckets: Some([2.0, 4.0, 5.0]),
             }],
             mongo_sync_secs: Some(10.0),
             pg_sync_secs: Some(10.0),

@@ -16,13 +16,14 @@ pub const TABLE: &str = "messages";
 /// The column the writer stamps with its send time (epoch ms), for the latency runs.
 pub const SENT_COLUMN: &str = "sent_ms";
 
-/// The Zero schema JSON source-server gets: one `messages` table.
-pub fn schema_json() -> String {
+/// The Zero schema JSON source-server gets: tables shaped like `messages`, each fed by the collection of its name.
+pub fn schema_json_for(tables: &[String]) -> String {
     let col = |t: &str, optional: bool| serde_json::json!({"type": t, "optional": optional, "customType": null});
-    serde_json::json!({
-        "tables": {
-            TABLE: {
-                "name": TABLE,
+    let defs: serde_json::Map<String, serde_json::Value> = tables
+        .iter()
+        .map(|t| {
+            let def = serde_json::json!({
+                "name": t,
                 "columns": {
                     "_id": col("string", false),
                     "room_id": col("string", false),
@@ -32,16 +33,20 @@ pub fn schema_json() -> String {
                     "created_at": col("number", true),
                 },
                 "primaryKey": ["_id"],
-            }
-        },
-        "relationships": {},
-    })
-    .to_string()
+            });
+            (t.clone(), def)
+        })
+        .collect();
+    serde_json::json!({"tables": defs, "relationships": {}}).to_string()
 }
 
-/// Table mappings: `messages` from the collection of the same name, no filter.
-pub fn mappings_json() -> String {
-    serde_json::json!({"version": 1, "mappings": {TABLE: {"source": TABLE}}}).to_string()
+/// Each table from the collection of the same name, no filter.
+pub fn mappings_json_for(tables: &[String]) -> String {
+    let m: serde_json::Map<String, serde_json::Value> = tables
+        .iter()
+        .map(|t| (t.clone(), serde_json::json!({"source": t})))
+        .collect();
+    serde_json::json!({"version": 1, "mappings": m}).to_string()
 }
 
 /// The native Postgres path's table, with the same columns.
@@ -69,18 +74,38 @@ pub struct Message {
 const LOREM: &str = "Lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor \
      incididunt ut labore et dolore magna aliqua Ut enim ad minim veniam quis nostrud";
 
+/// The body length of the benchmark's default message (a ~200-byte document).
+pub const BODY_LEN: usize = 90;
+
 pub fn message(i: u64) -> Message {
+    message_sized(i, BODY_LEN)
+}
+
+/// Message `i` with a body of `text_len` characters of LOREM (repeated as needed), after its
+/// `#i ` prefix; `message_sized(i, BODY_LEN)` is `message(i)`.
+pub fn message_sized(i: u64, text_len: usize) -> Message {
     let offset = (i % 40) as usize;
+    let body: String = LOREM.chars().cycle().skip(offset).take(text_len).collect();
     Message {
         id: format!("m{i:09}"),
         room: format!("room-{}", i % 50),
         author: format!("user-{}", i % 200),
-        text: format!("#{i} {}", &LOREM[offset..offset + 90]),
+        text: format!("#{i} {body}"),
     }
 }
 
+/// The body length that makes a document about `doc_bytes` long in BSON (the other fields and
+/// the keys take about 110 bytes).
+pub fn body_len_for(doc_bytes: usize) -> usize {
+    doc_bytes.saturating_sub(110).max(1)
+}
+
 pub fn mongo_doc(i: u64, sent_ms: Option<f64>) -> Document {
-    let m = message(i);
+    mongo_doc_sized(i, BODY_LEN, sent_ms)
+}
+
+pub fn mongo_doc_sized(i: u64, text_len: usize, sent_ms: Option<f64>) -> Document {
+    let m = message_sized(i, text_len);
     let mut d = doc! {
         "_id": m.id,
         "room_id": m.room,
@@ -119,10 +144,23 @@ pub async fn mongo_insert_range(
     to: u64,
     batch: u64,
 ) -> anyhow::Result<()> {
+    mongo_insert_sized(coll, from, to, batch, BODY_LEN).await
+}
+
+/// [`mongo_insert_range`] with bodies of `text_len` characters.
+pub async fn mongo_insert_sized(
+    coll: &mongodb::Collection<Document>,
+    from: u64,
+    to: u64,
+    batch: u64,
+    text_len: usize,
+) -> anyhow::Result<()> {
     let mut i = from;
     while i < to {
         let end = (i + batch).min(to);
-        let docs: Vec<Document> = (i..end).map(|j| mongo_doc(j, None)).collect();
+        let docs: Vec<Document> = (i..end)
+            .map(|j| mongo_doc_sized(j, text_len, None))
+            .collect();
         coll.insert_many(docs)
             .await
             .with_context(|| format!("insert_many of messages {i}..{end}"))?;
@@ -216,6 +254,12 @@ mod tests {
             assert!(!m.text.contains('\''));
         }
         assert_ne!(message(1).id, message(2).id);
+        assert_eq!(message_sized(12_345, BODY_LEN).text, message(12_345).text);
+        assert_eq!(message_sized(3, 2000).text.len(), 2003);
+        let doc = mongo_doc_sized(123_456, body_len_for(2048), None)
+            .to_vec()
+            .unwrap();
+        assert!((1900..2200).contains(&doc.len()), "{}", doc.len());
         let sql = sql_insert(0, 3, Some(1.5));
         assert!(sql.starts_with("INSERT INTO messages"));
         assert_eq!(sql.matches("now()").count(), 3);
