@@ -16,8 +16,10 @@
 //   auth: chat, with the server's dev login off, plus the sign-in life cycle: inline
 //     validation before any request, a taken username (another case), the session cookie is
 //     HttpOnly and no script sees the token, sign-out (a reload shows the sign-in form and the
-//     old cookie no longer opens a session), a wrong password, changing the password, and the
-//     rate limit (five wrong passwords, the sixth attempt is refused with a wait).
+//     old cookie no longer opens a session), a wrong password, changing the password, a session
+//     revoked elsewhere (the open tab goes to the sign-in form through Zero's needs-auth), an
+//     unreachable server, and the rate limit (five wrong passwords, the sixth is refused with a
+//     wait).
 //   dev-login: the server runs with dev login on: the banner is on the sign-in screen and,
 //     after a dev login as the seeded alice, on the chat screen, where her rooms sync.
 //
@@ -70,6 +72,7 @@ const bobText = `hi alice, bob here ${run}`;
 
 const WRONG_PASSWORD = 'Wrong username or password.';
 const RATE_LIMITED = /^Too many attempts — try again in \d+ s$/;
+const UNREACHABLE = "Can't reach the ZRocket server. Check your connection and try again.";
 
 function step(msg) {
   console.log(`[e2e] ${msg}`);
@@ -365,9 +368,31 @@ async function chatScenario(browser, users, { authChecks }) {
   await waitSignedIn(a, alice);
   step(`${alice.username}: changed the password; the old one is refused, the new one works`);
 
+  // A session revoked elsewhere (here: signed out with bob's cookie from outside the browser)
+  // sends the open tab to the sign-in form: the next write gets 401 through zero-cache, Zero
+  // goes to needs-auth, the UI asks /api/auth/session and finds no session.
+  const bobCookies = await sessionCookies(users.bob.context);
+  const out = await fetch(`${APP_URL}/api/auth/logout`, {
+    method: 'POST',
+    headers: { cookie: bobCookies.map((c) => `${c.name}=${c.value}`).join('; ') },
+  });
+  expect(out.status === 204, `signing bob out from outside the browser gets 204 (got ${out.status})`);
+  await b.getByTestId('composer').fill(`after revocation ${run}`);
+  await b.getByTestId('send').click();
+  await b.getByTestId('signin-form').waitFor();
+  step(`${bob.username}: session revoked elsewhere; the next write sent the tab to the sign-in form`);
+
   // The rate limit, from a third browser: five wrong passwords for bob, the sixth is refused.
   users.stranger = await newPage(browser, 'stranger');
   const s = users.stranger.page;
+  // First the server out of reach (the request dies in the browser, so it counts for nothing).
+  await s.route('**/api/auth/login', (route) => route.abort('connectionrefused'));
+  await s.getByTestId('signin-username').fill(bob.username);
+  await s.getByTestId('signin-password').fill(bob.password);
+  await s.getByTestId('signin-password').press('Enter');
+  await waitText(s, 'signin-error', UNREACHABLE, 'the server out of reach');
+  await s.unroute('**/api/auth/login');
+  step(`stranger: an unreachable server says "${UNREACHABLE}"`);
   for (let i = 1; i <= 5; i++) {
     const got = await submitSignIn(s, bob.username, `guess-${i}-wrong`);
     expect(got === 401, `wrong attempt ${i} gets 401 (got ${got})`);
