@@ -23,8 +23,11 @@ pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Argon2id cost of new hashes.
 ///
 /// The default, m = 32 MiB, t = 3, p = 1, was measured on this project's 2-core machine with a
-/// release build: 45–60 ms per hash when idle, up to ~115 ms with both cores busy compiling
-/// (OWASP's minimums are m = 19 MiB with t = 2, or m = 46 MiB with t = 1).
+/// release build of `argon2` 0.6: 66 ms of CPU per hash (process CPU time over 20 hashes; wall
+/// time grows to ~180 ms while both cores are busy with other work). For comparison, m = 32 MiB
+/// with t = 2 took 52 ms and OWASP's minimum, m = 19 MiB with t = 2, 20 ms. Debug builds compile
+/// `argon2` and `blake2` optimised too (the workspace's `[profile.dev.package]`), or a test's
+/// sign-in would take seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cost {
     pub m_kib: u32,
