@@ -68,7 +68,8 @@ pub fn validate_room_type(t: &str) -> Result<()> {
         Ok(())
     } else {
         Err(DomainError::Invalid(format!(
-            "type must be \"d\", \"c\" or \"p\", got {t:?}"
+            "type must be \"d\", \"c\" or \"p\", got {:?}",
+            crate::config::clip(t, 40)
         )))
     }
 }

@@ -119,7 +119,10 @@ fn table_for(name: &str, room_type: &str) -> Result<&'static str, QueryError> {
     room_table(room_type).ok_or_else(|| {
         invalid(
             name,
-            format!("type must be \"d\", \"c\" or \"p\", got {room_type:?}"),
+            format!(
+                "type must be \"d\", \"c\" or \"p\", got {:?}",
+                crate::config::clip(room_type, 40)
+            ),
         )
     })
 }
