@@ -501,6 +501,32 @@ fn bad_pipeline_mapping() {
 }
 
 #[test]
+fn a_pipeline_mapping_loads_with_its_pre_image_rule() {
+    let mut s = zrocket_schema();
+    s["tables"]["members"] = json!({"name": "members", "primaryKey": ["roomId", "userId"], "columns": {
+        "roomId": {"type": "string", "optional": false}, "userId": {"type": "string", "optional": false}}});
+    let mut m = zrocket_mappings();
+    m["members"] = json!({"source": "rooms", "pipeline": [
+        {"$unwind": "$memberIds"}, {"$set": {"roomId": "$_id", "userId": "$memberIds"}}]});
+    let c = load_str(&s, Some(&m), None).unwrap();
+    let t = c.table("members").unwrap();
+    assert_eq!((t.filter.as_ref(), t.projection.as_ref()), (None, None));
+    assert_eq!(c.pipeline("members").unwrap().stages.len(), 2);
+    assert!(c.needs_pre_images("members"));
+    assert!(!c.needs_pre_images("chats"));
+    // The pipeline is part of the configuration hash: changing it rebuilds the replica.
+    m["members"]["pipeline"][1]["$set"]["extra"] = json!(1);
+    assert_ne!(load_str(&s, Some(&m), None).unwrap().hash, c.hash);
+    // A key column the pipeline's $project drops is refused with its JSON path.
+    m["members"]["pipeline"] = json!([{"$unwind": "$memberIds"},
+        {"$set": {"roomId": "$_id", "userId": "$memberIds"}}, {"$project": {"roomId": 1}}]);
+    assert_one(
+        errors_of(s, m),
+        "mappings.json: $.members.pipeline[2]: this $project drops \"userId\", a primary-key column of table \"members\": keep it (\"userId\": 1) or set it again in a later stage",
+    );
+}
+
+#[test]
 fn bad_permissions_and_several_errors_at_once() {
     let mut s = zrocket_schema();
     s["tables"]["users"]["columns"]["name"]["type"] = json!("str");

@@ -117,6 +117,16 @@ impl CompiledPipeline {
         self.needs_pre_images
     }
 
+    /// The documents that can yield rows, as a MongoDB query for the initial sync's `find`:
+    /// the pipeline's leading `$match` (it reads the source document as stored). `None` when
+    /// the pipeline does not start with one, and every document must be read.
+    pub fn find_query(&self) -> Option<&Document> {
+        match self.stages.first()? {
+            CompiledStage::Match(f) => f.query().filter(|q| !q.is_empty()),
+            _ => None,
+        }
+    }
+
     /// The documents the pipeline makes of `doc`, exactly what `aggregate` returns for it,
     /// lazily.
     pub fn documents<'a>(&'a self, doc: &RawDocument) -> Docs<'a> {

@@ -64,6 +64,10 @@ fn account(members: Bson) -> bson::Document {
 fn the_account_members_example() {
     let p = members();
     assert!(p.needs_pre_images());
+    assert_eq!(
+        p.find_query(),
+        Some(&doc! {"bundle": {"$eq": "ENTERPRISE"}})
+    );
     let d = account(bson::bson!([{"id": "u1", "role": "owner"}, {"id": "u2", "role": "dev"}]));
     assert_eq!(
         rows(&p, d),
