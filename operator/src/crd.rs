@@ -311,8 +311,9 @@ pub struct CacheSpec {
     /// Secret key with the admin password (`ZERO_ADMIN_PASSWORD`). Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_password_secret_ref: Option<SecretKeyRef>,
-    /// Let zero-cache verify client JWTs itself (`ZERO_AUTH_SECRET`, legacy in Zero 1.x) with the
-    /// same key the app signs them with (`spec.app.authSecretRef` or the generated one).
+    /// Deprecated and ignored. It let zero-cache verify the app's JWTs itself (`ZERO_AUTH_SECRET`);
+    /// the app now signs no JWTs (its sessions are opaque tokens kept in MongoDB), so zero-cache
+    /// forwards the session cookie or token and the app checks it.
     #[serde(default)]
     pub verify_tokens: bool,
     /// Number of sync workers (`ZERO_NUM_SYNC_WORKERS`); zero-cache's default when absent.
@@ -388,8 +389,8 @@ pub struct AppSpec {
     #[serde(default = "one")]
     #[x_kube(validation = Rule::new("self >= 0").message("replicas must not be negative"))]
     pub replicas: i32,
-    /// Secret key with the HMAC key the app signs client JWTs with (`AUTH_SECRET`).
-    /// Generated when absent.
+    /// Deprecated and ignored: the app keeps its sessions in MongoDB and no longer signs tokens
+    /// with a key (`AUTH_SECRET` is retired). Kept so that existing resources still apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_secret_ref: Option<SecretKeyRef>,
     /// The zero-cache URL browsers use (`PUBLIC_ZERO_URL`), e.g. your Ingress for zero-cache.

@@ -27,7 +27,7 @@ use crate::crd::{Endpoints, ZeroStack, ZeroStackStatus};
 use crate::metrics::Metrics;
 use crate::render::{
     self, APP_PORT, CACHE_PORT, Child, GeneratedSecrets, Inputs, KEY_ADMIN_PASSWORD,
-    KEY_AUTH_SECRET, KEY_SOURCE_TOKEN, MANAGER, SOURCE_PORT, component,
+    KEY_SOURCE_TOKEN, MANAGER, SOURCE_PORT, component,
 };
 use crate::schema_check::{self, RenderedSchema, SchemaFiles};
 use crate::status::{self, DeploymentObs, Observed, SchemaOutcome};
@@ -397,7 +397,6 @@ async fn generated_secrets(
     Ok(GeneratedSecrets {
         source_token: get(KEY_SOURCE_TOKEN),
         admin_password: get(KEY_ADMIN_PASSWORD),
-        auth_secret: get(KEY_AUTH_SECRET),
     })
 }
 

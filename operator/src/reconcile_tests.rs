@@ -511,7 +511,6 @@ async fn a_name_taken_by_a_foreign_object_is_a_condition_never_a_takeover() {
             generated: GeneratedSecrets {
                 source_token: "t".into(),
                 admin_password: "p".into(),
-                auth_secret: "a".into(),
             },
         },
     );

@@ -7,25 +7,16 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service};
 
 use super::{
-    APP_PORT, DeploymentParts, KEY_AUTH_SECRET, VERSION, component, env, env_secret, generated_ref,
-    http_port, http_probe, resources, tmp_volume,
+    APP_PORT, DeploymentParts, VERSION, component, env, env_secret, http_port, http_probe,
+    resources, tmp_volume,
 };
 use zerostack_spec::env::app as vars;
 
-use crate::crd::{SecretKeyRef, ZeroStack};
+use crate::crd::ZeroStack;
 
 /// Default image of the app.
 pub fn default_image() -> String {
     format!("ghcr.io/zerostack/zrocket:{VERSION}")
-}
-
-/// The Secret key with the JWT signing key: the user's, or the generated one.
-pub fn auth_ref(zs: &ZeroStack) -> SecretKeyRef {
-    zs.spec
-        .app
-        .auth_secret_ref
-        .clone()
-        .unwrap_or_else(|| generated_ref(zs, KEY_AUTH_SECRET))
 }
 
 /// The app Deployment.
@@ -38,7 +29,8 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
     if let Some(db) = &zs.spec.mongodb.database {
         envs.push(env(vars::MONGODB_DATABASE, db.clone()));
     }
-    envs.push(env_secret(vars::AUTH_SECRET, &auth_ref(zs)));
+    // No AUTH_SECRET: the app keeps its sessions in MongoDB and signs no tokens (it warns
+    // when the variable is still set).
     envs.push(env(vars::PUBLIC_ZERO_URL, spec.public_zero_url.clone()));
     // Sign-in modes: each variable only when asked for, so the app's safe defaults (no dev
     // login, no external identity, Secure decided by the app) hold for a stack that says nothing.

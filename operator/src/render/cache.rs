@@ -98,9 +98,8 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
         envs.push(env("ZERO_MUTATE_FORWARD_COOKIES", "true"));
         envs.push(env("ZERO_QUERY_FORWARD_COOKIES", "true"));
     }
-    if spec.verify_tokens {
-        envs.push(env_secret("ZERO_AUTH_SECRET", &super::app::auth_ref(zs)));
-    }
+    // `verifyTokens` is ignored: the app's session tokens are opaque, so zero-cache cannot
+    // verify them; it forwards them (and the cookie) and the app checks each one.
 
     let (tmp, tmp_mount) = super::tmp_volume();
     let data = Volume {

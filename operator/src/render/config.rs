@@ -12,10 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
-use super::{
-    GeneratedSecrets, KEY_ADMIN_PASSWORD, KEY_AUTH_SECRET, KEY_SOURCE_TOKEN, child_name, component,
-    meta,
-};
+use super::{GeneratedSecrets, KEY_ADMIN_PASSWORD, KEY_SOURCE_TOKEN, child_name, component, meta};
 use crate::crd::ZeroStack;
 use crate::schema_check::RenderedSchema;
 
@@ -68,10 +65,6 @@ pub fn generated_secret(zs: &ZeroStack, g: &GeneratedSecrets) -> Secret {
             (
                 KEY_ADMIN_PASSWORD.to_string(),
                 ByteString(g.admin_password.clone().into_bytes()),
-            ),
-            (
-                KEY_AUTH_SECRET.to_string(),
-                ByteString(g.auth_secret.clone().into_bytes()),
             ),
         ])),
         ..Default::default()

@@ -22,7 +22,6 @@ fn inputs() -> Inputs {
         generated: GeneratedSecrets {
             source_token: "test-source-token".into(),
             admin_password: "test-admin-password".into(),
-            auth_secret: "test-auth-secret".into(),
         },
     }
 }

@@ -52,8 +52,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const KEY_SOURCE_TOKEN: &str = "source-token";
 /// Key of the generated zero-cache admin password.
 pub const KEY_ADMIN_PASSWORD: &str = "admin-password";
-/// Key of the generated JWT signing key shared by the app (and zero-cache if it verifies tokens).
-pub const KEY_AUTH_SECRET: &str = "auth-secret";
 
 /// Secret values the operator generates once and then keeps (read back from the cluster).
 #[derive(Clone, Debug, PartialEq)]
@@ -62,8 +60,6 @@ pub struct GeneratedSecrets {
     pub source_token: String,
     /// zero-cache admin password.
     pub admin_password: String,
-    /// HMAC key for client JWTs.
-    pub auth_secret: String,
 }
 
 /// What rendering needs besides the resource itself.

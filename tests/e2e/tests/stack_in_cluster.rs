@@ -1,9 +1,13 @@
 //! The whole stack in pods on a real Kubernetes cluster, installed the way the README tells a
-//! user to: `helm install` of the operator chart (real Helm, `--wait`), the dev databases of
+//! user to: `helm install` of the operator chart (real Helm, `--wait`; `watchNamespace` set, so
+//! the operator runs with only the Role the chart grants in the stack's namespace, created
+//! first), the dev databases of
 //! `manifests/dev-databases.yaml`, the schema ConfigMap made with `zrocket export` and `kubectl
 //! create configmap`, and the example ZeroStack of `manifests/zerostack.yaml` (its images
 //! replaced by the ones of this run, see `zerostack_e2e::images`), until `kubectl wait
-//! --for=condition=Ready`. Then, through port-forwards, as named cases in order:
+//! --for=condition=Ready`, with the NetworkPolicies the operator makes by default in place. A
+//! fresh user signs up and takes an API token for the Node Zero client. Then, through
+//! port-forwards, as named cases in order:
 //!
 //! 1. a MongoDB write reaches a real Zero client through zero-cache in the cluster;
 //! 2. a message sent by one browser user (headless Chromium against the app's Service) appears
@@ -29,6 +33,7 @@ use anyhow::{Context, bail};
 use bson::doc;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -442,6 +447,20 @@ async fn scenario(
     let root = repo();
 
     step("helm install the operator");
+    let kubectl = |what: &str, args: &[&str], stdin: Option<&str>| {
+        let mut cmd = cluster.kubectl();
+        cmd.args(args);
+        cluster::run(what, &mut cmd, stdin)
+    };
+    // With watchNamespace the chart grants a Role in that namespace, so it must exist first
+    // (the README says so); the dev databases' manifest then finds it there.
+    kubectl(
+        "the stack's namespace",
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {DEMO}\n"
+        )),
+    )?;
     let (repository, tag) = images
         .operator
         .rsplit_once(':')
@@ -471,11 +490,6 @@ async fn scenario(
             "5m",
         ],
     )?;
-    let kubectl = |what: &str, args: &[&str], stdin: Option<&str>| {
-        let mut cmd = cluster.kubectl();
-        cmd.args(args);
-        cluster::run(what, &mut cmd, stdin)
-    };
     kubectl(
         "CRD established",
         &[
@@ -603,6 +617,19 @@ async fn scenario(
         None,
     )?;
     step("the ZeroStack is Ready");
+    // NetworkPolicies are on by default: every case below runs with them in place.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), DEMO);
+    let mut names: Vec<String> = policies
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    if names != [format!("{STACK}-cache"), format!("{STACK}-source")] {
+        bail!("the example stack's NetworkPolicies are {names:?}");
+    }
 
     let zero =
         PortForward::start_on(cluster, DEMO, "svc/zrocket-cache", zero_port, 4848, logs).await?;
@@ -630,6 +657,19 @@ async fn scenario(
         None,
     )?;
     let (token, user_id) = sign_in(&app.url()).await?;
+    // The example sets `app.devLogin: true`: the dev login answers (a seeded user, a cookie).
+    let dev = http::Client::new()
+        .post(format!("{}/api/auth/dev-login", app.url()))
+        .json(&json!({"username": "alice"}))
+        .send()
+        .await?;
+    if !dev.status().is_success() || dev.headers().get("set-cookie").is_none() {
+        bail!(
+            "the example's devLogin: true did not reach the app: {} {}",
+            dev.status(),
+            dev.text()
+        );
+    }
 
     let run = Run {
         cluster: cluster.clone(),
@@ -698,8 +738,6 @@ async fn scenario(
 
 /// An API client's sign-in, as the README describes it: sign up a fresh user, then trade the
 /// password for a bearer token (`POST /api/auth/token`), which the Node Zero client sends.
-/// An app built before password accounts has no sign-up (404): its only login is the dev login
-/// by name, which answers with the token itself.
 async fn sign_in(app: &str) -> anyhow::Result<(String, String)> {
     let client = http::Client::new();
     let username = format!("e2e_{}", free_port());
@@ -709,31 +747,26 @@ async fn sign_in(app: &str) -> anyhow::Result<(String, String)> {
         .json(&json!({"username": username, "name": "E2E", "password": password}))
         .send()
         .await?;
-    let answer = if signup.status().as_u16() == 404 {
-        eprintln!("[e2e] the app has no sign-up yet: the dev login");
-        client
-            .post(format!("{app}/api/auth/login"))
-            .json(&json!({"username": "alice"}))
-            .send()
-            .await?
-    } else {
-        if !signup.status().is_success() {
-            bail!("sign-up: {} {}", signup.status(), signup.text());
-        }
-        client
-            .post(format!("{app}/api/auth/token"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await?
-    };
+    if !signup.status().is_success() {
+        bail!("sign-up: {} {}", signup.status(), signup.text());
+    }
+    let answer = client
+        .post(format!("{app}/api/auth/token"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await?;
     if !answer.status().is_success() {
-        bail!("sign-in: {} {}", answer.status(), answer.text());
+        bail!(
+            "POST /api/auth/token: {} {}",
+            answer.status(),
+            answer.text()
+        );
     }
     let body = answer.json()?;
     let field = |v: &Value| {
         v.as_str()
             .map(str::to_string)
-            .with_context(|| format!("sign-in answered {body}"))
+            .with_context(|| format!("POST /api/auth/token answered {body}"))
     };
     Ok((field(&body["token"])?, field(&body["user"]["_id"])?))
 }
