@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -10,6 +11,7 @@ use clap::Parser;
 use source_server::config::inputs::{self, Loaded};
 use source_server::config::settings::{Cli, Command, LogFormat, Settings};
 use source_server::http::router;
+use source_server::mongo::images;
 use source_server::server_state::ServerState;
 use tracing::{error, info, warn};
 
@@ -66,6 +68,12 @@ async fn main() -> ExitCode {
     }
     match serve(settings, loaded).await {
         Ok(()) => ExitCode::SUCCESS,
+        // A database that does not keep the images the configuration needs is a configuration
+        // error like the others: one line, exit code 2.
+        Err(e) if e.downcast_ref::<images::ImagesError>().is_some() => {
+            eprintln!("source-server: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             error!("{e:#}");
             eprintln!("source-server: {e:#}");
@@ -85,6 +93,7 @@ async fn serve(settings: Settings, loaded: Loaded) -> anyhow::Result<()> {
         .context("no database: set MONGODB_DATABASE or put one in MONGODB_URI")?;
     let client = mongodb::Client::with_options(options).context("creating the MongoDB client")?;
     let db = client.database(&database);
+    check_images(&settings, &loaded, &db).await?;
     let addr = format!("{}:{}", settings.host, settings.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -111,6 +120,43 @@ async fn serve(settings: Settings, loaded: Loaded) -> anyhow::Result<()> {
         .context("HTTP server failed")?;
     info!("source-server stopped");
     Ok(())
+}
+
+/// Refuses to start when a collection lacks the pre-/post-images the configuration needs (see
+/// `mongo::images`). A MongoDB that does not answer yet is not a refusal: every connection
+/// checks again.
+async fn check_images(
+    settings: &Settings,
+    loaded: &Loaded,
+    db: &mongodb::Database,
+) -> Result<(), images::ImagesError> {
+    let mut collections: Vec<String> = loaded
+        .tables
+        .iter()
+        .map(|t| t.spec().source.clone())
+        .collect();
+    let bookkeeping = &loaded.config.bookkeeping;
+    collections.push(bookkeeping.clients_collection.clone());
+    collections.push(bookkeeping.mutations_collection.clone());
+    let needs = images::needed(&loaded.tables, &collections, settings.full_document);
+    match tokio::time::timeout(Duration::from_secs(5), images::check(db, &needs)).await {
+        Ok(Ok(missing)) if !missing.is_empty() => {
+            warn!(collections = ?missing, "these collections need changeStreamPreAndPostImages and do not exist yet: create them with it enabled");
+            Ok(())
+        }
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(images::ImagesError::Mongo(e))) => {
+            warn!(error = %e, "cannot check changeStreamPreAndPostImages yet; every connection checks again");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            warn!(
+                "MongoDB did not answer within 5 s; changeStreamPreAndPostImages is checked on every connection"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

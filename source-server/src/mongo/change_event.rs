@@ -4,7 +4,7 @@
 //! Kept apart from the cursor (`change_stream`) because this is the part that knows the shape of
 //! an event. It runs once per event on the hot path, so it reads the few fields it needs from the
 //! raw reply and copies only the two documents the rows are made of (`documentKey`,
-//! `fullDocument`); nothing else of the event is decoded.
+//! `fullDocument`, and the pre-image when asked for); nothing else of the event is decoded.
 
 use bson::{Bson, RawBsonRef, RawDocument, RawDocumentBuf};
 use thiserror::Error;
@@ -38,6 +38,8 @@ pub struct ChangeEvent {
     pub collection: Option<String>,
     pub document_key: Option<RawDocumentBuf>,
     pub full_document: Option<RawDocumentBuf>,
+    /// The pre-image, when the stream asks for them and the collection keeps them.
+    pub full_document_before_change: Option<RawDocumentBuf>,
     pub cluster_time: ClusterTime,
     pub group: GroupId,
     pub wall_time_ms: Option<i64>,
@@ -106,6 +108,7 @@ impl ChangeEvent {
         Ok(ChangeEvent {
             document_key: doc_of("documentKey"),
             full_document: doc_of("fullDocument"),
+            full_document_before_change: doc_of("fullDocumentBeforeChange"),
             operation,
             collection,
             cluster_time,

@@ -64,6 +64,15 @@ pub enum Start {
     At(ClusterTime),
 }
 
+/// Which documents the events carry besides `documentKey`.
+#[derive(Debug, Clone, Copy)]
+pub struct Images {
+    /// How updates get their whole document.
+    pub full_document: FullDocument,
+    /// Ask for the document as it was before each update, replace and delete.
+    pub before_change: bool,
+}
+
 /// One `getMore` worth of events.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -97,7 +106,7 @@ pub struct ChangeCursor {
 
 impl ChangeCursor {
     /// Opens a database-level change stream of which only `collections` (plus database drops)
-    /// are kept, whose probes wait at most `probe`.
+    /// are kept, with the documents `images` asks for, whose probes wait at most `probe`.
     ///
     /// `batch_size` caps the events per reply: a `getMore` may otherwise return 16 MB of BSON,
     /// so a backlog would make memory grow with it instead of staying flat.
@@ -105,13 +114,18 @@ impl ChangeCursor {
         db: &Database,
         collections: &[String],
         start: Start,
-        full_document: FullDocument,
+        images: Images,
         batch_size: u32,
         probe: Duration,
     ) -> Result<Self, ChangeError> {
         let batch_size = batch_size.max(1);
         let mut session = db.client().start_session().await?;
-        let mut stage = doc! { "fullDocument": full_document.as_str() };
+        let mut stage = doc! { "fullDocument": images.full_document.as_str() };
+        if images.before_change {
+            // `whenAvailable`, not `required`: a missing pre-image must not stall the stream;
+            // the event that needed it asks for a reset instead (`row_changes`).
+            stage.insert("fullDocumentBeforeChange", "whenAvailable");
+        }
         if let Start::At(t) = start {
             stage.insert("startAtOperationTime", t.to_timestamp());
         }

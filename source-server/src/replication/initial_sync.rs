@@ -23,7 +23,7 @@ use tracing::{debug, info};
 use crate::config::streaming::FullDocument;
 use crate::connection_status::{ConnectionStatus, SnapshotProgress};
 use crate::metrics::Metrics;
-use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
+use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::replica_registry::ReplicaRegistry;
 use crate::replication::row_changes::row_of;
@@ -65,7 +65,10 @@ pub async fn initial_sync<D: Downstream>(
         ctx.db,
         &collections,
         Start::Now,
-        FullDocument::UpdateLookup,
+        Images {
+            full_document: FullDocument::UpdateLookup,
+            before_change: false,
+        },
         1,
         Duration::from_millis(1),
     )

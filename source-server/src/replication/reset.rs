@@ -41,6 +41,25 @@ pub enum ResetReason {
         operation: String,
         collection: Option<String>,
     },
+    /// An update came without its post-image (`FULL_DOCUMENT=whenAvailable`), so the document
+    /// it left is unknown.
+    #[error(
+        "an update of {collection} {document} came without its post-image; the replica must be rebuilt"
+    )]
+    PostImageMissing {
+        collection: String,
+        document: String,
+    },
+    /// A delete or update came without its pre-image, and `table`'s key is not derived from
+    /// `_id`: the row it removes or re-keys cannot be found any other way.
+    #[error(
+        "a change of {collection} {document} came without its pre-image, so the row of table {table} it replaces cannot be found; the replica must be rebuilt"
+    )]
+    PreImageMissing {
+        table: String,
+        collection: String,
+        document: String,
+    },
 }
 
 impl ResetReason {
@@ -62,6 +81,9 @@ impl ResetReason {
             ResetReason::ConfigChanged { .. } => "config-changed",
             ResetReason::HistoryLost { .. } => "history-lost",
             ResetReason::CollectionInvalidated { .. } => "collection-invalidated",
+            ResetReason::PostImageMissing { .. } | ResetReason::PreImageMissing { .. } => {
+                "image-missing"
+            }
             ResetReason::ForeignWatermark(_)
             | ResetReason::NoReplicaVersion
             | ResetReason::OtherShard { .. } => "other",

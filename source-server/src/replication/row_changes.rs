@@ -5,40 +5,91 @@
 //! or a delete by key (it does not, so it may have left). Inserts only upsert: a new document
 //! cannot already be in any table. Deletes go to every table of the collection; deleting a row
 //! zero-cache does not have is harmless.
+//!
+//! A table whose primary key is not derived from `_id` cannot find its row from a delete's
+//! `documentKey`, nor the old row of an update that changed the key: both come from the
+//! pre-image (`fullDocumentBeforeChange`), which `mongo::images` makes sure the collection keeps.
+//! When an event lacks the image it needs, the answer is a reset, never a skipped row.
 
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 use crate::mongo::change_event::{ChangeEvent, Operation};
+use crate::replication::reset::ResetReason;
 use crate::rows::Fields;
 use crate::zero::catalog::{Catalog, PublishedTable};
 use crate::zero::messages;
 
-/// Appends the data messages for `event` to `out`; returns how many row changes it added.
+/// Appends the data messages for `event` to `out`; returns how many row changes it added, or
+/// the reason the replica must be rebuilt when the event does not say enough to keep it equal
+/// to MongoDB (a missing post-image under `post_images`, a missing pre-image where a key is not
+/// derived from `_id`).
 pub fn event_changes(
     catalog: &Catalog,
     event: &ChangeEvent,
     metrics: &Metrics,
+    post_images: bool,
     out: &mut Vec<String>,
-) -> usize {
+) -> Result<usize, ResetReason> {
     let Some(collection) = event.collection.as_deref() else {
-        return 0;
+        return Ok(0);
     };
     let before = out.len();
+    let document_key = event.document_key.as_deref().map(Fields::of);
+    let pre_image = event.full_document_before_change.as_deref().map(Fields::of);
+    // The key of the row `table` had for this document before the change; `Err` when only a
+    // pre-image could tell and there is none.
+    let old_key = |table: &PublishedTable| -> Result<Option<Map<String, Value>>, ResetReason> {
+        if table.key_from_document_key {
+            return Ok(document_key
+                .as_ref()
+                .and_then(|k| table.rows.key_from_document_key(k)));
+        }
+        match &pre_image {
+            Some(pre) => Ok(key_of_row(table, &table.rows.row(pre).values)),
+            None => Err(ResetReason::PreImageMissing {
+                table: table.def.name.clone(),
+                collection: collection.to_string(),
+                document: document_id(event),
+            }),
+        }
+    };
     match event.operation {
         Operation::Insert | Operation::Update | Operation::Replace => {
-            let Some(doc) = event.full_document.as_deref().map(Fields::of) else {
-                // The document was deleted before its update could be looked up; the delete
-                // event follows and removes it.
-                debug!(collection, "update without a full document skipped");
-                return 0;
-            };
             let is_insert = event.operation == Operation::Insert;
-            let document_key = event.document_key.as_deref().map(Fields::of);
+            let Some(doc) = event.full_document.as_deref().map(Fields::of) else {
+                if post_images {
+                    // A post-image is written with the change itself; without it the document
+                    // this update left is unknown.
+                    return Err(ResetReason::PostImageMissing {
+                        collection: collection.to_string(),
+                        document: document_id(event),
+                    });
+                }
+                // updateLookup found no document: it was deleted since, and the delete event
+                // follows and removes its rows.
+                debug!(
+                    collection,
+                    "update of a document deleted since; its delete follows"
+                );
+                return Ok(0);
+            };
             for table in catalog.tables_of(collection) {
                 if table.rows.matches(&doc) {
-                    if let Some(row) = row_of(table, &doc, metrics) {
+                    let row = row_of(table, &doc, metrics);
+                    if !is_insert && !table.key_from_document_key {
+                        // The key may have changed: the row under the old key must go.
+                        let old = old_key(table)?;
+                        if let Some(old) = old
+                            && row
+                                .as_ref()
+                                .is_none_or(|r| key_of_row(table, r).as_ref() != Some(&old))
+                        {
+                            out.push(messages::delete(&table.relation, &old));
+                        }
+                    }
+                    if let Some(row) = row {
                         out.push(if is_insert {
                             messages::insert(&table.relation, &row)
                         } else {
@@ -46,26 +97,36 @@ pub fn event_changes(
                         });
                     }
                 } else if !is_insert {
-                    let key = document_key
-                        .as_ref()
-                        .and_then(|k| table.rows.key_from_document_key(k))
-                        .or_else(|| key_of_row(table, &table.rows.row(&doc).values));
+                    let key = if table.key_from_document_key {
+                        old_key(table)?.or_else(|| key_of_row(table, &table.rows.row(&doc).values))
+                    } else {
+                        old_key(table)?
+                    };
                     push_delete(table, key, metrics, out);
                 }
             }
         }
         Operation::Delete => {
-            let document_key = event.document_key.as_deref().map(Fields::of);
             for table in catalog.tables_of(collection) {
-                let key = document_key
-                    .as_ref()
-                    .and_then(|k| table.rows.key_from_document_key(k));
-                push_delete(table, key, metrics, out);
+                push_delete(table, old_key(table)?, metrics, out);
             }
         }
         Operation::Invalidating(_) | Operation::Other(_) => {}
     }
-    out.len() - before
+    Ok(out.len() - before)
+}
+
+/// The document's `_id` as it appears in messages (extended JSON).
+fn document_id(event: &ChangeEvent) -> String {
+    event
+        .document_key
+        .as_deref()
+        .and_then(|k| k.get("_id").ok().flatten())
+        .and_then(|id| bson::Bson::try_from(id).ok())
+        .map_or_else(
+            || "(no _id)".into(),
+            |id| format!("_id {}", id.into_relaxed_extjson()),
+        )
 }
 
 /// The projected row of `doc` for `table`, or None when its key does not convert (a row
@@ -122,7 +183,120 @@ fn push_delete(
         Some(key) => out.push(messages::delete(&table.relation, &key)),
         None => {
             metrics.unkeyed_changes.inc();
-            warn!(table = %table.def.name, "delete skipped: the row key cannot be derived from the document key");
+            // Only a document whose key never fitted its columns (so it never had a row) gets
+            // here: a key that only a pre-image could give asks for a reset instead.
+            warn!(table = %table.def.name, "delete skipped: the document has no key value for this table, so it has no row");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bson::{Document, Timestamp, doc};
+    use zerostack_spec::schema::ColumnType;
+    use zerostack_spec::{Bookkeeping, ColumnSpec, TableSpec};
+
+    use super::*;
+    use crate::rows::CompiledTable;
+    use crate::zero::catalog::Shard;
+
+    /// `articles`, keyed by `slug` (not derived from `_id`).
+    fn catalog() -> Catalog {
+        let col = |n: &str| ColumnSpec {
+            name: n.into(),
+            server_name: n.into(),
+            kind: ColumnType::String,
+            optional: n == "title",
+        };
+        let spec = TableSpec {
+            name: "articles".into(),
+            schema: "public".into(),
+            server_name: "articles".into(),
+            source: "articles".into(),
+            filter: None,
+            projection: None,
+            columns: vec![col("slug"), col("title")],
+            primary_key: vec!["slug".into()],
+        };
+        let t = Arc::new(CompiledTable::compile(&spec).unwrap());
+        assert!(!t.key_from_id());
+        let shard = Shard {
+            app_id: "zero".into(),
+            shard_num: 0,
+        };
+        Catalog::new(&[t], &shard, &Bookkeeping::default(), None).unwrap()
+    }
+
+    fn event(op: &str, full: Option<Document>, pre: Option<Document>) -> ChangeEvent {
+        let mut d = doc! {
+            "operationType": op, "clusterTime": Timestamp { time: 5, increment: 1 },
+            "ns": {"db": "app", "coll": "articles"}, "documentKey": {"_id": 7},
+        };
+        if let Some(f) = full {
+            d.insert("fullDocument", f);
+        }
+        if let Some(p) = pre {
+            d.insert("fullDocumentBeforeChange", p);
+        }
+        ChangeEvent::from_raw(&bson::RawDocumentBuf::try_from(&d).unwrap()).unwrap()
+    }
+
+    fn changes(e: &ChangeEvent, post_images: bool) -> Result<Vec<Value>, ResetReason> {
+        let mut out = Vec::new();
+        event_changes(&catalog(), e, &Metrics::new(), post_images, &mut out)?;
+        Ok(out
+            .iter()
+            .map(|m| serde_json::from_str::<Value>(m).unwrap()[1].clone())
+            .collect())
+    }
+
+    #[test]
+    fn a_delete_finds_a_non_id_key_in_the_pre_image_or_asks_for_a_reset() {
+        let with = event("delete", None, Some(doc! {"_id": 7, "slug": "a"}));
+        let out = changes(&with, false).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0]["tag"], "delete");
+        assert_eq!(out[0]["key"], serde_json::json!({"slug": "a"}));
+        let without = event("delete", None, None);
+        assert!(matches!(
+            changes(&without, false),
+            Err(ResetReason::PreImageMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn a_key_change_deletes_the_old_row() {
+        let e = event(
+            "update",
+            Some(doc! {"_id": 7, "slug": "b2", "title": "B"}),
+            Some(doc! {"_id": 7, "slug": "b", "title": "B"}),
+        );
+        let out = changes(&e, false).unwrap();
+        let tags: Vec<&str> = out.iter().map(|d| d["tag"].as_str().unwrap()).collect();
+        assert_eq!(tags, ["delete", "update"]);
+        assert_eq!(out[0]["key"], serde_json::json!({"slug": "b"}));
+        let same = event(
+            "update",
+            Some(doc! {"_id": 7, "slug": "b", "title": "B2"}),
+            Some(doc! {"_id": 7, "slug": "b", "title": "B"}),
+        );
+        assert_eq!(
+            changes(&same, false).unwrap().len(),
+            1,
+            "no delete when the key stays"
+        );
+    }
+
+    #[test]
+    fn an_update_without_its_post_image_asks_for_a_reset() {
+        let e = event("update", None, Some(doc! {"_id": 7, "slug": "b"}));
+        assert!(matches!(
+            changes(&e, true),
+            Err(ResetReason::PostImageMissing { .. })
+        ));
+        // With updateLookup, no document means it was deleted since: its delete follows.
+        assert_eq!(changes(&e, false).unwrap().len(), 0);
     }
 }

@@ -15,9 +15,11 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::config::streaming::FullDocument;
 use crate::connection_status::ConnectionStatus;
-use crate::mongo::change_stream::{ChangeCursor, ChangeError, Start};
+use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start};
 use crate::mongo::cluster_time::ClusterTime;
+use crate::mongo::images;
 use crate::mongo::reconnect::{Backoff, is_transient};
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
@@ -142,6 +144,16 @@ async fn run<D: Downstream>(
     status: &ConnectionStatus,
     down: &mut D,
 ) -> Outcome {
+    // Every connection, and every reopened stream, checks the collections' images first: an
+    // operator may have turned them off since start-up.
+    let needs = images::needed(
+        &state.loaded.tables,
+        &catalog.collections(),
+        state.settings.full_document,
+    );
+    if let Err(e) = images::check(&state.db, &needs).await {
+        return Outcome::Failed(e.to_string());
+    }
     let Some(last_watermark) = params.last_watermark.as_deref() else {
         let ctx = InitialSyncContext {
             db: &state.db,
@@ -191,22 +203,41 @@ async fn run<D: Downstream>(
         &state.settings.stream,
         down,
         resume_at,
-    );
+    )
+    .post_images(state.settings.full_document != FullDocument::UpdateLookup);
+    let stream_images = Images {
+        full_document: state.settings.full_document,
+        before_change: images::pre_images_needed(&state.loaded.tables),
+    };
     let mut backoff = Backoff::default();
     // MongoDB going away (a restart, a step-down) breaks the change stream, not zero-cache's
     // connection: the stream is reopened at the last commit, with backoff, for as long as
     // zero-cache stays connected. What cannot be retried ends the connection.
+    let mut reopening = false;
     loop {
-        let failure = match ChangeCursor::open(
-            &state.db,
-            &collections,
-            Start::At(streamer.last_commit()),
-            state.settings.full_document,
-            state.settings.stream.read_batch_size,
-            Duration::from_millis(state.settings.stream.probe_ms),
-        )
-        .await
-        {
+        // The first open was checked above, with the connection.
+        let checked = if reopening {
+            images::check(&state.db, &needs).await
+        } else {
+            Ok(Vec::new())
+        };
+        reopening = true;
+        let opened = match checked {
+            Err(images::ImagesError::Mongo(e)) => Err(ChangeError::Mongo(e)),
+            Err(e) => return Outcome::Failed(e.to_string()),
+            Ok(_) => {
+                ChangeCursor::open(
+                    &state.db,
+                    &collections,
+                    Start::At(streamer.last_commit()),
+                    stream_images,
+                    state.settings.stream.read_batch_size,
+                    Duration::from_millis(state.settings.stream.probe_ms),
+                )
+                .await
+            }
+        };
+        let failure = match opened {
             Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
             Err(e) => e,
             Ok(cursor) => {

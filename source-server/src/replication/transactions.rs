@@ -93,6 +93,8 @@ pub struct Streamer<'a, D: Downstream> {
     replay_until: Option<ClusterTime>,
     /// Messages were fed since the last flush.
     unflushed: bool,
+    /// Updates read their document from post-images (`FULL_DOCUMENT=whenAvailable|required`).
+    post_images: bool,
 }
 
 impl<'a, D: Downstream> Streamer<'a, D> {
@@ -116,7 +118,14 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             pending: Pending::default(),
             replay_until: Some(ClusterTime::from_u64(u64::MAX)),
             unflushed: false,
+            post_images: false,
         }
+    }
+
+    /// Updates read their document from post-images: one without it asks for a reset.
+    pub fn post_images(mut self, on: bool) -> Self {
+        self.post_images = on;
+        self
     }
 
     /// Bounds the replay (see the module comment) by the stream's opening time; without it the
@@ -228,7 +237,21 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             streaming: false,
         });
         let start = group.messages.len();
-        group.rows += event_changes(self.catalog, &event, self.metrics, &mut group.messages);
+        match event_changes(
+            self.catalog,
+            &event,
+            self.metrics,
+            self.post_images,
+            &mut group.messages,
+        ) {
+            Ok(rows) => group.rows += rows,
+            Err(reason) => {
+                // Complete transactions before this one still go out; this one cannot.
+                self.open = None;
+                self.flush_pending().await?;
+                return Err(StreamEnd::ResetRequired(reason));
+            }
+        }
         group.bytes += group.messages[start..]
             .iter()
             .map(String::len)

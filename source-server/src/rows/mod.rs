@@ -137,6 +137,20 @@ impl CompiledTable {
         Row { values, coerced }
     }
 
+    /// Whether every primary-key value comes from `_id`: then a delete's `documentKey` names
+    /// the row. Otherwise the row a delete or a key change leaves behind can only be found in
+    /// the document as it was (a pre-image).
+    pub fn key_from_id(&self) -> bool {
+        self.key_columns
+            .iter()
+            .all(|&i| self.plans[i].reads_only_id())
+    }
+
+    /// The primary-key columns (server names), for messages.
+    pub fn key_names(&self) -> &[String] {
+        &self.spec.primary_key
+    }
+
     /// The row key (server column names → values) from a change event's `documentKey`.
     ///
     /// Each key column is read the way `row` reads it (so a rename reads its source field); if

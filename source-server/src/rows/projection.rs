@@ -107,6 +107,21 @@ impl Plan {
         })
     }
 
+    /// Whether the value comes from `_id` alone (or is constant), so that a change event's
+    /// `documentKey`, which always holds `_id`, gives it.
+    pub(crate) fn reads_only_id(&self) -> bool {
+        let from_id = |p: &[String]| p.first().is_some_and(|f| f == "_id");
+        match self {
+            Plan::Missing => true,
+            Plan::Field(name) | Plan::Without(name, _) | Plan::Only(name, _) => name == "_id",
+            Plan::Path(p) => from_id(p),
+            Plan::Cast(c) => match &c.input {
+                Input::Path(p) => from_id(p),
+                Input::Literal(_) => true,
+            },
+        }
+    }
+
     /// The column's value in `doc` (a full document, or a change event's `documentKey`).
     ///
     /// Only the top-level field the plan starts from is decoded; the rest of the document is

@@ -22,6 +22,9 @@ pub struct PublishedTable {
     /// The `relation` JSON of its data changes, rendered once.
     pub relation: String,
     pub rows: Arc<CompiledTable>,
+    /// A change event's `documentKey` gives the row key (see [`CompiledTable::key_from_id`]);
+    /// otherwise deletes and key changes need the pre-image.
+    pub key_from_document_key: bool,
 }
 
 impl PublishedTable {
@@ -47,6 +50,7 @@ impl PublishedTable {
         PublishedTable {
             def,
             relation,
+            key_from_document_key: rows.key_from_id(),
             rows,
         }
     }
@@ -95,13 +99,17 @@ impl Catalog {
             .collect();
         for spec in bookkeeping.tables(&shard.app_id, shard.shard_num) {
             let compiled = Arc::new(CompiledTable::compile(&spec)?);
-            tables.push(PublishedTable::new(compiled, |c| {
+            let mut table = PublishedTable::new(compiled, |c| {
                 if bookkeeping::is_counter(&c.server_name) {
                     "int8"
                 } else {
                     data_type_for(c.kind)
                 }
-            }));
+            });
+            // The bookkeeping collections are keyed by a composite `_id` holding the key
+            // columns (the contract in `zerostack_spec::bookkeeping`), which `documentKey` has.
+            table.key_from_document_key = true;
+            tables.push(table);
         }
         let mut by_collection: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, t) in tables.iter().enumerate() {

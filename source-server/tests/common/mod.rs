@@ -55,9 +55,12 @@ impl SourceServer {
             ("SOURCE_TOKEN".into(), TOKEN.into()),
             ("LOG_LEVEL".into(), "debug".into()),
         ];
+        // An empty value unsets the variable (e.g. the fixture mappings, for another schema).
         for (k, v) in extra {
             env.retain(|(ek, _)| ek != k);
-            env.push((k.to_string(), v.to_string()));
+            if !v.is_empty() {
+                env.push((k.to_string(), v.to_string()));
+            }
         }
         let mut s = SourceServer {
             process: spawn(dir, &env)?,
@@ -112,8 +115,11 @@ impl SourceServer {
     }
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_source-server")
+/// The binary under test; `SOURCE_SERVER_BIN` runs the same tests against another build (e.g.
+/// an older commit's, to see a test fail before its fix).
+pub fn bin() -> String {
+    std::env::var("SOURCE_SERVER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_source-server").into())
 }
 
 fn spawn(dir: &Path, env: &[(String, String)]) -> anyhow::Result<ManagedProcess> {
