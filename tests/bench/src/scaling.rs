@@ -258,8 +258,11 @@ impl Ctx<'_> {
                 };
                 if path == "mongo" {
                     // source-server's log says when it started and committed this snapshot.
-                    let log =
-                        std::fs::read_to_string(source.process.stdout_log()).unwrap_or_default();
+                    let log = [source.process.stdout_log(), source.process.stderr_log()]
+                        .iter()
+                        .filter_map(|p| std::fs::read_to_string(p).ok())
+                        .collect::<Vec<_>>()
+                        .join("\n");
                     let at = |what: &str| {
                         log.lines()
                             .rev()
