@@ -36,6 +36,8 @@ pub enum GroupId {
 pub struct ChangeEvent {
     pub operation: Operation,
     pub collection: Option<String>,
+    /// A rename's target (`to.coll`): a rename onto a mapped name replaces that collection.
+    pub to_collection: Option<String>,
     pub document_key: Option<RawDocumentBuf>,
     pub full_document: Option<RawDocumentBuf>,
     /// The pre-image, when the stream asks for them and the collection keeps them.
@@ -82,6 +84,10 @@ impl ChangeEvent {
             Some(RawBsonRef::Document(ns)) => ns.get_str("coll").ok().map(str::to_string),
             _ => None,
         };
+        let to_collection = match fields.get("to") {
+            Some(RawBsonRef::Document(to)) => to.get_str("coll").ok().map(str::to_string),
+            _ => None,
+        };
         let group = match (fields.get("lsid"), fields.get("txnNumber")) {
             (Some(lsid), Some(n)) => GroupId::Txn {
                 // The session id's `id` (a UUID) names the session; `uid` only repeats the user.
@@ -111,6 +117,7 @@ impl ChangeEvent {
             full_document_before_change: doc_of("fullDocumentBeforeChange"),
             operation,
             collection,
+            to_collection,
             cluster_time,
             group,
             wall_time_ms,
@@ -118,11 +125,18 @@ impl ChangeEvent {
     }
 }
 
-/// Whether an event concerns us: a change in one of `collections`, or the end of the database or
-/// of the stream.
+/// Whether an event concerns us: a change in one of `collections`, a rename onto one of them
+/// (the bulk-reload pattern: load a temporary collection, rename it over the mapped one), or the
+/// end of the database or of the stream.
 pub(super) fn wanted(event: &Fields<'_>, collections: &[String]) -> bool {
+    let mapped = |coll: &str| collections.iter().any(|c| c == coll);
+    if let Some(Ok(to)) = event.document("to").map(|to| to.get_str("coll"))
+        && mapped(to)
+    {
+        return true;
+    }
     match event.document("ns").map(|ns| ns.get_str("coll")) {
-        Some(Ok(coll)) => collections.iter().any(|c| c == coll),
+        Some(Ok(coll)) => mapped(coll),
         _ => matches!(
             event.get("operationType"),
             Some(RawBsonRef::String("dropDatabase" | "invalidate"))
@@ -182,6 +196,12 @@ mod tests {
         ));
         assert!(!keep(
             doc! {"operationType": "drop", "ns": {"db": "d", "coll": "audit"}}
+        ));
+        assert!(keep(
+            doc! {"operationType": "rename", "ns": {"db": "d", "coll": "rooms_tmp"}, "to": {"db": "d", "coll": "rooms"}}
+        ));
+        assert!(!keep(
+            doc! {"operationType": "rename", "ns": {"db": "d", "coll": "a_tmp"}, "to": {"db": "d", "coll": "a"}}
         ));
         assert!(keep(
             doc! {"operationType": "dropDatabase", "ns": {"db": "d"}}

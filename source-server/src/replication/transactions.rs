@@ -201,17 +201,29 @@ impl<'a, D: Downstream> Streamer<'a, D> {
                 continue;
             }
             if let Operation::Invalidating(op) = &event.operation {
+                // A rename counts for its target too: renamed onto a mapped name, it replaces
+                // that collection's documents wholesale.
                 let mapped = event
                     .collection
                     .as_deref()
-                    .is_none_or(|c| self.catalog.is_mapped(c));
+                    .is_none_or(|c| self.catalog.is_mapped(c))
+                    || event
+                        .to_collection
+                        .as_deref()
+                        .is_some_and(|c| self.catalog.is_mapped(c));
                 if mapped {
                     self.close_open().await?;
                     self.flush_pending().await?;
+                    let collection = match (&event.collection, &event.to_collection) {
+                        (Some(from), Some(to)) if self.catalog.is_mapped(to) => {
+                            Some(format!("{to} (renamed from {from})"))
+                        }
+                        (c, _) => c.clone(),
+                    };
                     return Err(StreamEnd::ResetRequired(
                         ResetReason::CollectionInvalidated {
                             operation: op.clone(),
-                            collection: event.collection.clone(),
+                            collection,
                         },
                     ));
                 }
@@ -671,6 +683,32 @@ mod tests {
             transactions(&rec).len(),
             1,
             "what came before the drop is committed first"
+        );
+    }
+
+    #[tokio::test]
+    async fn renaming_a_collection_onto_a_mapped_name_requires_a_reset() {
+        let rename = ChangeEvent::from_raw(
+            &bson::RawDocumentBuf::try_from(&doc! {
+                "operationType": "rename", "clusterTime": Timestamp { time: 9, increment: 1 },
+                "ns": {"db": "app", "coll": "items_tmp"}, "to": {"db": "app", "coll": "items"},
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        let (_, end) = run(
+            StreamLimits::default(),
+            ClusterTime::new(1, 0),
+            false,
+            vec![batch(vec![rename])],
+        )
+        .await;
+        let Err(StreamEnd::ResetRequired(reason)) = end else {
+            panic!("expected a reset, got {end:?}")
+        };
+        assert_eq!(
+            reason.to_string(),
+            "MongoDB reported `rename` for items (renamed from items_tmp); the replica must be rebuilt"
         );
     }
 
