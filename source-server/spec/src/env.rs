@@ -36,6 +36,8 @@ pub mod source {
     pub const MUTATIONS_COLLECTION: &str = "MUTATIONS_COLLECTION";
     /// Collection of the replica registry.
     pub const REGISTRY_COLLECTION: &str = "REGISTRY_COLLECTION";
+    /// Hours after which a replica registry entry no zero-cache has used is deleted.
+    pub const REGISTRY_RETENTION_HOURS: &str = "REGISTRY_RETENTION_HOURS";
     /// How updates get whole documents.
     pub const FULL_DOCUMENT: &str = "FULL_DOCUMENT";
     /// Coalescing limit in rows.

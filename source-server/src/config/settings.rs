@@ -71,6 +71,10 @@ pub struct Cli {
     /// Collection holding the replica registry (default zerostack_replicas).
     #[arg(long, env = env::REGISTRY_COLLECTION, global = true)]
     pub registry_collection: Option<String>,
+    /// Hours after which a replica registry entry no zero-cache has used is deleted (default
+    /// 720, i.e. 30 days).
+    #[arg(long, env = env::REGISTRY_RETENTION_HOURS, global = true)]
+    pub registry_retention_hours: Option<u64>,
     /// How updates get whole documents: updateLookup (default), whenAvailable or required
     /// (the last two use post-images, MongoDB 6.0+).
     #[arg(long, env = env::FULL_DOCUMENT, global = true, value_parser = parse_full_document)]
@@ -132,6 +136,7 @@ struct FileSettings {
     clients_collection: Option<String>,
     mutations_collection: Option<String>,
     registry_collection: Option<String>,
+    registry_retention_hours: Option<u64>,
     full_document: Option<FullDocument>,
     stream: Option<StreamLimits>,
     snapshot_batch_size: Option<u32>,
@@ -193,6 +198,8 @@ pub struct Settings {
     pub clients_collection: String,
     pub mutations_collection: String,
     pub registry_collection: String,
+    /// Registry entries unused this long are deleted.
+    pub registry_retention: std::time::Duration,
     pub full_document: FullDocument,
     pub stream: StreamLimits,
     pub snapshot_batch_size: u32,
@@ -314,6 +321,18 @@ impl Settings {
                 "the per-transaction row and byte limits must be positive".into(),
             ));
         }
+        let registry_retention = match cli
+            .registry_retention_hours
+            .or(file.registry_retention_hours)
+        {
+            None => crate::mongo::replica_registry::DEFAULT_RETENTION,
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "REGISTRY_RETENTION_HOURS must be at least 1".into(),
+                ));
+            }
+            Some(h) => std::time::Duration::from_secs(h.saturating_mul(3600)),
+        };
         let token = cli
             .source_token
             .clone()
@@ -352,6 +371,7 @@ impl Settings {
                 .clone()
                 .or(file.registry_collection)
                 .unwrap_or_else(|| "zerostack_replicas".into()),
+            registry_retention,
             full_document: cli.full_document.or(file.full_document).unwrap_or_default(),
             stream,
             snapshot_batch_size: file.snapshot_batch_size.unwrap_or(1000),

@@ -21,6 +21,7 @@ use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::images;
 use crate::mongo::reconnect::{Backoff, is_transient};
+use crate::mongo::replica_registry::TOUCH_EVERY;
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
 use crate::replication::transactions::{StreamEnd, Streamer, log_end};
@@ -165,6 +166,7 @@ async fn run<D: Downstream>(
             shard,
             batch_size: state.settings.snapshot_batch_size,
         };
+        prune_registry(state).await;
         return match initial_sync(&ctx, down).await {
             Ok(_) => Outcome::InitialSyncDone,
             Err(InitialSyncError::Closed(_)) => Outcome::Closed,
@@ -195,91 +197,121 @@ async fn run<D: Downstream>(
         resume_point: last_watermark.to_string(),
     };
 
-    let collections = catalog.collections();
-    let mut streamer = Streamer::new(
-        catalog,
-        &state.metrics,
-        status,
-        &state.settings.stream,
-        down,
-        resume_at,
-    )
-    .post_images(state.settings.full_document != FullDocument::UpdateLookup);
-    let stream_images = Images {
-        full_document: state.settings.full_document,
-        before_change: images::pre_images_needed(&state.loaded.tables),
-    };
-    let mut backoff = Backoff::default();
-    // MongoDB going away (a restart, a step-down) breaks the change stream, not zero-cache's
-    // connection: the stream is reopened at the last commit, with backoff, for as long as
-    // zero-cache stays connected. What cannot be retried ends the connection.
-    let mut reopening = false;
-    loop {
-        // The first open was checked above, with the connection.
-        let checked = if reopening {
-            images::check(&state.db, &needs).await
-        } else {
-            Ok(Vec::new())
-        };
-        reopening = true;
-        let opened = match checked {
-            Err(images::ImagesError::Mongo(e)) => Err(ChangeError::Mongo(e)),
-            Err(e) => return Outcome::Failed(e.to_string()),
-            Ok(_) => {
-                ChangeCursor::open(
-                    &state.db,
-                    &collections,
-                    Start::At(streamer.last_commit()),
-                    stream_images,
-                    state.settings.stream.read_batch_size,
-                    Duration::from_millis(state.settings.stream.probe_ms),
-                )
-                .await
+    // The entry is marked used while the stream lasts, so a long-lived connection is never
+    // pruned from under its replica.
+    let keep_marked = async {
+        loop {
+            tokio::time::sleep(TOUCH_EVERY).await;
+            if let Err(e) = state.registry.touch(replica_version, shard).await {
+                warn!(error = %e, "cannot mark the replica registry entry used");
             }
-        };
-        let failure = match opened {
-            Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
-            Err(e) => e,
-            Ok(cursor) => {
-                if backoff.attempts > 0 {
-                    info!(
-                        attempts = backoff.attempts,
-                        resume_at = %streamer.last_commit().to_watermark(),
-                        "MongoDB change stream reopened"
-                    );
-                }
-                streamer.set_replay_until(cursor.opened_at());
-                let opened = Instant::now();
-                let end = streamer.run(cursor).await;
-                log_end(&end);
-                match end {
-                    StreamEnd::Closed => return Outcome::Closed,
-                    StreamEnd::ResetRequired(why) => return Outcome::Reset(why),
-                    StreamEnd::Failed(ChangeError::HistoryLost) => {
-                        return Outcome::Reset(history_lost());
-                    }
-                    StreamEnd::Failed(e) => {
-                        if opened.elapsed() > HEALTHY_STREAM {
-                            backoff.reset();
-                        }
-                        e
-                    }
-                }
-            }
-        };
-        let retry = matches!(&failure, ChangeError::Mongo(e) if is_transient(e));
-        if !retry || !streamer.discard_unsent() {
-            return Outcome::Failed(failure.to_string());
         }
-        let delay = backoff.next_delay();
-        state.metrics.mongodb_reconnects.inc();
-        warn!(
-            error = %failure,
-            attempt = backoff.attempts,
-            retry_in_ms = delay.as_millis() as u64,
-            "MongoDB change stream broke; reopening it at the last commit"
-        );
-        tokio::time::sleep(delay).await;
+    };
+    let streaming = async {
+        let collections = catalog.collections();
+        let mut streamer = Streamer::new(
+            catalog,
+            &state.metrics,
+            status,
+            &state.settings.stream,
+            down,
+            resume_at,
+        )
+        .post_images(state.settings.full_document != FullDocument::UpdateLookup);
+        let stream_images = Images {
+            full_document: state.settings.full_document,
+            before_change: images::pre_images_needed(&state.loaded.tables),
+        };
+        let mut backoff = Backoff::default();
+        // MongoDB going away (a restart, a step-down) breaks the change stream, not zero-cache's
+        // connection: the stream is reopened at the last commit, with backoff, for as long as
+        // zero-cache stays connected. What cannot be retried ends the connection.
+        let mut reopening = false;
+        loop {
+            // The first open was checked above, with the connection.
+            let checked = if reopening {
+                images::check(&state.db, &needs).await
+            } else {
+                Ok(Vec::new())
+            };
+            reopening = true;
+            let opened = match checked {
+                Err(images::ImagesError::Mongo(e)) => Err(ChangeError::Mongo(e)),
+                Err(e) => return Outcome::Failed(e.to_string()),
+                Ok(_) => {
+                    ChangeCursor::open(
+                        &state.db,
+                        &collections,
+                        Start::At(streamer.last_commit()),
+                        stream_images,
+                        state.settings.stream.read_batch_size,
+                        Duration::from_millis(state.settings.stream.probe_ms),
+                    )
+                    .await
+                }
+            };
+            let failure = match opened {
+                Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
+                Err(e) => e,
+                Ok(cursor) => {
+                    if backoff.attempts > 0 {
+                        info!(
+                            attempts = backoff.attempts,
+                            resume_at = %streamer.last_commit().to_watermark(),
+                            "MongoDB change stream reopened"
+                        );
+                    }
+                    streamer.set_replay_until(cursor.opened_at());
+                    let opened = Instant::now();
+                    let end = streamer.run(cursor).await;
+                    log_end(&end);
+                    match end {
+                        StreamEnd::Closed => return Outcome::Closed,
+                        StreamEnd::ResetRequired(why) => return Outcome::Reset(why),
+                        StreamEnd::Failed(ChangeError::HistoryLost) => {
+                            return Outcome::Reset(history_lost());
+                        }
+                        StreamEnd::Failed(e) => {
+                            if opened.elapsed() > HEALTHY_STREAM {
+                                backoff.reset();
+                            }
+                            e
+                        }
+                    }
+                }
+            };
+            let retry = matches!(&failure, ChangeError::Mongo(e) if is_transient(e));
+            if !retry || !streamer.discard_unsent() {
+                return Outcome::Failed(failure.to_string());
+            }
+            let delay = backoff.next_delay();
+            state.metrics.mongodb_reconnects.inc();
+            warn!(
+                error = %failure,
+                attempt = backoff.attempts,
+                retry_in_ms = delay.as_millis() as u64,
+                "MongoDB change stream broke; reopening it at the last commit"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    };
+    tokio::select! {
+        outcome = streaming => outcome,
+        never = keep_marked => never,
+    }
+}
+
+/// Deletes the registry entries no zero-cache used for the retention time (best effort: a
+/// failure only leaves them for the next initial sync).
+async fn prune_registry(state: &ServerState) {
+    match state
+        .registry
+        .prune_unused(state.settings.registry_retention)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => info!(entries = n, "pruned unused replica registry entries"),
+        Err(e) => warn!(error = %e, "cannot prune the replica registry"),
     }
 }
 
