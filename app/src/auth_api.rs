@@ -80,7 +80,7 @@ async fn browser_session(
                 cookie::set(
                     &token,
                     state.sessions.ttl_secs(),
-                    cookie::secure(&state.config, headers),
+                    &cookie::Attributes::for_request(&state.config, headers),
                 ),
             )],
             Json(json!({"user": public_user(user)})),
@@ -259,7 +259,7 @@ pub async fn token(State(state): State<AppState>, parts: Parts, bytes: Bytes) ->
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, user: AuthUser) -> Response {
     let clear = [(
         header::SET_COOKIE,
-        cookie::clear(cookie::secure(&state.config, &headers)),
+        cookie::clear(&cookie::Attributes::for_request(&state.config, &headers)),
     )];
     match state.sessions.revoke(&user.session_id).await {
         Ok(()) => {

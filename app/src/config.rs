@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// true: the session cookie is always Secure (served over HTTPS; default false).
     #[arg(long, env = env::COOKIE_SECURE)]
     pub cookie_secure: Option<String>,
+    /// The session cookie's Domain, when the app and zero-cache are on two host names under it.
+    #[arg(long, env = env::COOKIE_DOMAIN)]
+    pub cookie_domain: Option<String>,
     /// true: a reverse proxy is in front; trust X-Forwarded-For / X-Forwarded-Proto.
     #[arg(long, env = env::TRUST_PROXY)]
     pub trust_proxy: Option<String>,
@@ -201,6 +204,8 @@ pub struct Config {
     pub dev_login: bool,
     pub oidc: Option<OidcSettings>,
     pub cookie_secure: bool,
+    /// `Domain=` of the session cookie (a validated host name), or host-only.
+    pub cookie_domain: Option<String>,
     pub trust_proxy: bool,
     pub login_limits: LoginLimits,
     /// Argon2id cost of new password hashes (tests lower it; verification reads the hash's).
@@ -337,6 +342,9 @@ impl ServeArgs {
             dev_login: flag(env::DEV_LOGIN, &self.dev_login)?,
             oidc,
             cookie_secure: flag(env::COOKIE_SECURE, &self.cookie_secure)?,
+            cookie_domain: given_string(&self.cookie_domain)
+                .map(|d| cookie_domain(&d))
+                .transpose()?,
             trust_proxy: flag(env::TRUST_PROXY, &self.trust_proxy)?,
             login_limits,
             password_cost: crate::auth::password::Cost::default(),
@@ -359,6 +367,24 @@ fn flag(name: &'static str, value: &Option<String>) -> Result<bool, ConfigError>
             name,
             problem: format!("{:?} must be true or false", clip(&v, 40)),
         }),
+    }
+}
+
+/// A cookie `Domain`: a host name (letters, digits, `-`, dots between labels), lowercased, with
+/// an optional leading dot dropped as browsers do. Anything else would be a broken or injected
+/// `Set-Cookie` attribute, so it is refused at start-up.
+fn cookie_domain(value: &str) -> Result<String, ConfigError> {
+    let domain = value.trim().trim_start_matches('.').to_ascii_lowercase();
+    let valid_label = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if domain.len() <= 253 && domain.split('.').all(valid_label) {
+        Ok(domain)
+    } else {
+        Err(ConfigError::Invalid {
+            name: env::COOKIE_DOMAIN,
+            problem: format!("{:?} is not a host name like example.com", clip(value, 60)),
+        })
     }
 }
 
@@ -407,6 +433,29 @@ impl LogArgs {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cookie_domains_are_host_names_or_refused() {
+        assert_eq!(
+            super::cookie_domain(" .Example.COM ").unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            super::cookie_domain("chat-1.example.com").unwrap(),
+            "chat-1.example.com"
+        );
+        for bad in [
+            "",
+            "example.com; Secure",
+            "exa mple.com",
+            "a..b",
+            "ex\u{e9}.com",
+            "x/y",
+        ] {
+            let err = super::cookie_domain(bad).unwrap_err().to_string();
+            assert!(err.contains("COOKIE_DOMAIN"), "{bad:?}: {err}");
+        }
+    }
+
     use super::*;
     use clap::CommandFactory;
     use std::path::Path;

@@ -408,6 +408,20 @@ pub struct AppSpec {
     /// cookie gets `Secure` (`COOKIE_SECURE=true`).
     #[serde(default)]
     pub cookie_secure: bool,
+    /// The session cookie's `Domain` (`COOKIE_DOMAIN`), when the app and zero-cache are served
+    /// on two host names under one parent domain (e.g. `example.com` for `chat.example.com` and
+    /// `zero.example.com`): the browser must send the cookie to zero-cache, which forwards it to
+    /// the app. Unset: a host-only cookie, enough when both share one host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[.]?[A-Za-z0-9-]+([.][A-Za-z0-9-]+)*$')").message("cookieDomain must be a host name like example.com"))]
+    pub cookie_domain: Option<String>,
+    /// A reverse proxy (an Ingress controller) is in front of the app (`TRUST_PROXY=true`):
+    /// the sign-in limit per client address uses the first `X-Forwarded-For` hop instead of the
+    /// proxy's own address, and `X-Forwarded-Proto: https` makes the cookie `Secure`. Without it,
+    /// behind a proxy every client shares one address and one failed-sign-in budget. Set it only
+    /// when the proxy overwrites `X-Forwarded-For`.
+    #[serde(default)]
+    pub trust_proxy: bool,
     /// Log level (`LOG_LEVEL`).
     #[serde(default = "default_log_level")]
     pub log_level: String,
@@ -441,6 +455,8 @@ impl Default for AppSpec {
             dev_login: false,
             oidc: None,
             cookie_secure: false,
+            cookie_domain: None,
+            trust_proxy: false,
             log_level: default_log_level(),
             workload: WorkloadSpec::default(),
         }

@@ -3,7 +3,9 @@
 //! `HttpOnly` keeps the token away from scripts, `SameSite=Lax` keeps other sites' forms from
 //! sending it, `Path=/` makes it reach the API and (through zero-cache's cookie forwarding) the
 //! Zero endpoints. `Secure` is added when the app is told it is served over HTTPS
-//! (`COOKIE_SECURE`) or a trusted proxy says the request came over HTTPS.
+//! (`COOKIE_SECURE`) or a trusted proxy says the request came over HTTPS. `Domain` is added
+//! only when `COOKIE_DOMAIN` is set: a host-only cookie set by `chat.example.com` never reaches
+//! zero-cache at `zero.example.com`, so a stack on two host names shares their parent domain.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -25,8 +27,38 @@ pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// The attributes of the session cookie for one response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    pub secure: bool,
+    /// `Domain=`: the parent domain the app and zero-cache share (validated by the config).
+    pub domain: Option<String>,
+}
+
+impl Attributes {
+    /// The attributes for a response to this request.
+    pub fn for_request(config: &Config, headers: &HeaderMap) -> Attributes {
+        Attributes {
+            secure: secure(config, headers),
+            domain: config.cookie_domain.clone(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from("HttpOnly; SameSite=Lax; Path=/");
+        if let Some(domain) = &self.domain {
+            out.push_str("; Domain=");
+            out.push_str(domain);
+        }
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        out
+    }
+}
+
 /// Whether the cookie must be `Secure` for this request.
-pub fn secure(config: &Config, headers: &HeaderMap) -> bool {
+fn secure(config: &Config, headers: &HeaderMap) -> bool {
     config.cookie_secure
         || (config.trust_proxy
             && headers
@@ -36,31 +68,23 @@ pub fn secure(config: &Config, headers: &HeaderMap) -> bool {
                 .is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
 }
 
-fn attributes(secure: bool) -> &'static str {
-    if secure {
-        "HttpOnly; SameSite=Lax; Path=/; Secure"
-    } else {
-        "HttpOnly; SameSite=Lax; Path=/"
-    }
-}
-
 /// The `Set-Cookie` value that stores a token.
-pub fn set(token: &Secret, max_age_secs: u64, secure: bool) -> HeaderValue {
+pub fn set(token: &Secret, max_age_secs: u64, attributes: &Attributes) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{COOKIE_NAME}={}; {}; Max-Age={max_age_secs}",
         token.expose(),
-        attributes(secure)
+        attributes.render()
     ))
-    .expect("a session token is a valid header value")
+    .expect("a session token and a validated domain are valid header values")
 }
 
-/// The `Set-Cookie` value that removes the token.
-pub fn clear(secure: bool) -> HeaderValue {
+/// The `Set-Cookie` value that removes the token (same Domain, or the browser keeps it).
+pub fn clear(attributes: &Attributes) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{COOKIE_NAME}=; {}; Max-Age=0",
-        attributes(secure)
+        attributes.render()
     ))
-    .expect("a static header value")
+    .expect("a validated domain is a valid header value")
 }
 
 #[cfg(test)]
@@ -69,17 +93,25 @@ mod tests {
 
     #[test]
     fn set_and_clear_carry_the_flags() {
-        let v = set(&Secret::new("tok"), 60, false);
+        let plain = Attributes {
+            secure: false,
+            domain: None,
+        };
+        let v = set(&Secret::new("tok"), 60, &plain);
         assert_eq!(
             v.to_str().unwrap(),
             "zrocket_session=tok; HttpOnly; SameSite=Lax; Path=/; Max-Age=60"
         );
-        assert!(
-            set(&Secret::new("tok"), 60, true)
-                .to_str()
-                .unwrap()
-                .contains("; Secure")
+        let shared = Attributes {
+            secure: true,
+            domain: Some("example.com".into()),
+        };
+        assert_eq!(
+            set(&Secret::new("tok"), 60, &shared).to_str().unwrap(),
+            "zrocket_session=tok; HttpOnly; SameSite=Lax; Path=/; Domain=example.com; Secure; Max-Age=60"
         );
-        assert!(clear(true).to_str().unwrap().contains("Max-Age=0"));
+        let cleared = clear(&shared);
+        assert!(cleared.to_str().unwrap().contains("Domain=example.com"));
+        assert!(cleared.to_str().unwrap().contains("Max-Age=0"));
     }
 }

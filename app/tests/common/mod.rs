@@ -51,6 +51,7 @@ impl TestApp {
             dev_login: false,
             oidc: None,
             cookie_secure: false,
+            cookie_domain: None,
             trust_proxy: false,
             login_limits: LoginLimits::default(),
             password_cost: Cost::TESTS_ONLY,

@@ -45,6 +45,12 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
     if spec.cookie_secure {
         envs.push(env(vars::COOKIE_SECURE, "true"));
     }
+    if let Some(domain) = &spec.cookie_domain {
+        envs.push(env(vars::COOKIE_DOMAIN, domain.clone()));
+    }
+    if spec.trust_proxy {
+        envs.push(env(vars::TRUST_PROXY, "true"));
+    }
     envs.push(env(vars::LOG_LEVEL, spec.log_level.clone()));
     envs.push(env(vars::LOG_FORMAT, "json"));
 

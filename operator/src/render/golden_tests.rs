@@ -78,6 +78,8 @@ fn golden_customised_stack() {
     zs.spec.app.workload.node_selector = Some([("pool".to_string(), "web".to_string())].into());
     zs.spec.app.dev_login = true;
     zs.spec.app.cookie_secure = true;
+    zs.spec.app.cookie_domain = Some("example.com".into());
+    zs.spec.app.trust_proxy = true;
     zs.spec.app.oidc = Some(OidcSpec {
         issuer: "https://id.example.com".into(),
         jwks_url: "https://id.example.com/.well-known/jwks.json".into(),

@@ -83,6 +83,9 @@ pub mod app {
     /// `true` when a reverse proxy is in front: the client address is the first
     /// `X-Forwarded-For` hop and `X-Forwarded-Proto: https` makes the cookie `Secure`.
     pub const TRUST_PROXY: &str = "TRUST_PROXY";
+    /// The session cookie's `Domain`: the parent domain the app and zero-cache share when they
+    /// are served on two host names (e.g. `example.com` for `chat.` and `zero.example.com`).
+    pub const COOKIE_DOMAIN: &str = "COOKIE_DOMAIN";
     /// Failed sign-ins per username within the window before it is refused (default 5).
     pub const LOGIN_MAX_FAILURES_PER_USER: &str = "LOGIN_MAX_FAILURES_PER_USER";
     /// Failed sign-ins per client address within the window before it is refused (default 20).
