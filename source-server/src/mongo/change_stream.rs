@@ -39,6 +39,10 @@ pub enum ChangeError {
     /// `CappedPositionLost`, 136): only a fresh initial sync can recover.
     #[error("the change stream cannot resume: the requested position is no longer in the oplog")]
     HistoryLost,
+    /// An event over MongoDB's 16 MiB document limit (`BSONObjectTooLarge`): the stream cannot
+    /// get past it, so only a fresh initial sync can.
+    #[error("a change event is larger than MongoDB's 16 MiB limit: {0}")]
+    TooLarge(String),
     #[error("MongoDB change stream failed: {0}")]
     Mongo(#[from] mongodb::error::Error),
     #[error("MongoDB returned a malformed change stream reply: {0}")]
@@ -132,7 +136,17 @@ impl ChangeCursor {
         // No `$match`: MongoDB evaluates one on every event it builds, which cost about 2 µs of
         // its CPU per event (18%) in the benchmark; the same test is made here on the raw event
         // (`wanted`), before anything is copied.
-        let pipeline = vec![doc! { "$changeStream": stage }];
+        //
+        // `updateDescription` is never read (the rows come from whole documents), and it can
+        // make the event of an update to a large document cross MongoDB's 16 MiB limit, which
+        // fails the stream at that event on every resume. Events are built in memory with a
+        // little headroom over the limit, so removing it here keeps them sendable. (MongoDB
+        // 6.0.9+/7.0 also have `$changeStreamSplitLargeEvent`; 6.0.5 does not, and an event
+        // whose own documents exceed the limit asks for a reset instead: `locate_oversized`.)
+        let pipeline = vec![
+            doc! { "$changeStream": stage },
+            doc! { "$project": { "updateDescription": 0 } },
+        ];
         let mut cursor = db
             .aggregate(pipeline)
             .batch_size(batch_size)
@@ -325,11 +339,53 @@ fn raw_events(
     Ok(events)
 }
 
+/// MongoDB's `BSONObjectTooLarge`.
+const BSON_OBJECT_TOO_LARGE: i32 = 10334;
+
 fn classify(e: mongodb::error::Error) -> ChangeError {
     match e.kind.as_ref() {
         mongodb::error::ErrorKind::Command(c) if c.code == 286 || c.code == 136 => {
             ChangeError::HistoryLost
         }
+        mongodb::error::ErrorKind::Command(c) if c.code == BSON_OBJECT_TOO_LARGE => {
+            ChangeError::TooLarge(c.message.clone())
+        }
         _ => ChangeError::Mongo(e),
     }
+}
+
+/// Names the first event after `after` in `collections`, reading only its namespace and key, so
+/// that a reset for an oversized event can say which document it was (`collection _id …`).
+/// `None` when it cannot be found within a few seconds.
+pub async fn locate_oversized(
+    db: &Database,
+    after: ClusterTime,
+    collections: &[String],
+) -> Option<String> {
+    use futures::TryStreamExt;
+    let pipeline = vec![
+        doc! { "$changeStream": { "startAtOperationTime": after.to_timestamp() } },
+        doc! { "$match": { "clusterTime": { "$gt": after.to_timestamp() }, "ns.coll": { "$in": collections } } },
+        doc! { "$project": { "ns": 1, "documentKey": 1 } },
+    ];
+    let find = async {
+        let mut cursor = db
+            .aggregate(pipeline)
+            .max_await_time(Duration::from_millis(500))
+            .await
+            .ok()?;
+        let event = cursor.try_next().await.ok().flatten()?;
+        let coll = event
+            .get_document("ns")
+            .ok()?
+            .get_str("coll")
+            .ok()?
+            .to_string();
+        let id = event.get_document("documentKey").ok()?.get("_id")?.clone();
+        Some(format!("{coll} _id {}", id.into_relaxed_extjson()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), find)
+        .await
+        .ok()
+        .flatten()
 }

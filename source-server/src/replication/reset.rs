@@ -60,6 +60,11 @@ pub enum ResetReason {
         collection: String,
         document: String,
     },
+    /// A change event over MongoDB's 16 MiB limit: the stream cannot get past it.
+    #[error(
+        "a change event of {document} is larger than MongoDB's 16 MiB limit, so the stream cannot get past it; the replica must be rebuilt"
+    )]
+    OversizedEvent { document: String },
 }
 
 impl ResetReason {
@@ -84,6 +89,7 @@ impl ResetReason {
             ResetReason::PostImageMissing { .. } | ResetReason::PreImageMissing { .. } => {
                 "image-missing"
             }
+            ResetReason::OversizedEvent { .. } => "oversized-event",
             ResetReason::ForeignWatermark(_)
             | ResetReason::NoReplicaVersion
             | ResetReason::OtherShard { .. } => "other",

@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::streaming::FullDocument;
 use crate::connection_status::ConnectionStatus;
-use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start};
+use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start, locate_oversized};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::images;
 use crate::mongo::reconnect::{Backoff, is_transient};
@@ -252,6 +252,9 @@ async fn run<D: Downstream>(
             };
             let failure = match opened {
                 Err(ChangeError::HistoryLost) => return Outcome::Reset(history_lost()),
+                Err(ChangeError::TooLarge(_)) => {
+                    return Outcome::Reset(oversized(state, &streamer, &collections).await);
+                }
                 Err(e) => e,
                 Ok(cursor) => {
                     if backoff.attempts > 0 {
@@ -270,6 +273,9 @@ async fn run<D: Downstream>(
                         StreamEnd::ResetRequired(why) => return Outcome::Reset(why),
                         StreamEnd::Failed(ChangeError::HistoryLost) => {
                             return Outcome::Reset(history_lost());
+                        }
+                        StreamEnd::Failed(ChangeError::TooLarge(_)) => {
+                            return Outcome::Reset(oversized(state, &streamer, &collections).await);
                         }
                         StreamEnd::Failed(e) => {
                             if opened.elapsed() > HEALTHY_STREAM {
@@ -299,6 +305,18 @@ async fn run<D: Downstream>(
         outcome = streaming => outcome,
         never = keep_marked => never,
     }
+}
+
+/// The reset for an event over 16 MiB, naming its document when it can be found.
+async fn oversized<D: Downstream>(
+    state: &ServerState,
+    streamer: &Streamer<'_, D>,
+    collections: &[String],
+) -> ResetReason {
+    let document = locate_oversized(&state.db, streamer.last_commit(), collections)
+        .await
+        .unwrap_or_else(|| "an unknown document".into());
+    ResetReason::OversizedEvent { document }
 }
 
 /// Deletes the registry entries no zero-cache used for the retention time (best effort: a
