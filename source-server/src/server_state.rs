@@ -59,6 +59,7 @@ impl ServerState {
             &self.loaded.config.bookkeeping,
             self.loaded.config.permissions.as_ref(),
         )
+        .map(|c| c.with_pipelines(&self.loaded.pipelines))
     }
 
     pub fn uptime(&self) -> Duration {

@@ -124,10 +124,12 @@ fn a_pipeline_whose_unwound_rows_share_a_key_is_refused() {
 }
 
 #[test]
-fn a_pipeline_mapping_is_not_streamed_yet() {
+fn a_pipeline_mapping_checks_out() {
     let mut m = mappings();
     m["mappings"]["messages"] = json!({"source": "messages", "pipeline": [{"$match": {"t": "x"}}]});
-    expect_error(schema(), m, &["messages", "not supported"]);
+    let (code, text) = run(&["check"], &schema(), &m);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("messages <- messages"), "{text}");
 }
 
 #[test]

@@ -4,13 +4,15 @@
 //! Nothing streams with a half-understood schema: any problem stops start-up with a message that
 //! names the input, the JSON path and the problem.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use zerostack_spec::{Bookkeeping, Config, Source};
 
 use crate::config::settings::{Input, Settings};
-use crate::rows::CompiledTable;
+use crate::pipeline::CompiledPipeline;
+use crate::rows::{CompiledTable, RowsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -25,6 +27,8 @@ pub enum LoadError {
 pub struct Loaded {
     pub config: Config,
     pub tables: Vec<Arc<CompiledTable>>,
+    /// The tables with a pipeline mapping (by Zero table name), compiled.
+    pub pipelines: HashMap<String, Arc<CompiledPipeline>>,
 }
 
 /// A URL as it may appear in messages: no user info, no query string (either may hold a secret).
@@ -159,25 +163,24 @@ pub async fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         clients_collection: settings.clients_collection.clone(),
         mutations_collection: settings.mutations_collection.clone(),
     });
-    // The spec crate reads pipeline mappings (the app and the operator accept them), but until
-    // the replication streams them a pipeline table would be replicated as a plain one: refuse.
-    if let Some(t) = config
-        .tables
-        .iter()
-        .find(|t| config.pipeline(&t.name).is_some())
-    {
-        return Err(LoadError::Spec(format!(
-            "table {:?}: pipeline mappings are not supported by this change source yet (they load, but are not streamed)",
-            t.name
-        )));
+    let mut tables = Vec::with_capacity(config.tables.len());
+    let mut pipelines = HashMap::new();
+    for t in &config.tables {
+        let compile = |e: RowsError| LoadError::Compile(e.to_string());
+        let mut table = CompiledTable::compile(t).map_err(compile)?;
+        if let Some(p) = config.pipeline(&t.name) {
+            let compiled = CompiledPipeline::compile(t, p).map_err(compile)?;
+            // The pipeline's rule decides which tables need pre-images (`mongo::images`).
+            table = table.for_pipeline(!compiled.needs_pre_images());
+            pipelines.insert(t.name.clone(), Arc::new(compiled));
+        }
+        tables.push(Arc::new(table));
     }
-    let tables = config
-        .tables
-        .iter()
-        .map(|t| CompiledTable::compile(t).map(Arc::new))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LoadError::Compile(e.to_string()))?;
-    Ok(Loaded { config, tables })
+    Ok(Loaded {
+        config,
+        tables,
+        pipelines,
+    })
 }
 
 #[cfg(test)]

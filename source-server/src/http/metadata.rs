@@ -43,6 +43,8 @@ pub async fn tables(State(state): State<Arc<ServerState>>) -> Json<serde_json::V
                 "source": t.source,
                 "filter": mapping.as_ref().and_then(|m| m.get("filter")).cloned(),
                 "projection": mapping.as_ref().and_then(|m| m.get("projection")).cloned(),
+                "pipeline": mapping.as_ref().and_then(|m| m.get("pipeline")).cloned(),
+                "needsPreImages": state.loaded.config.needs_pre_images(&t.name),
                 "primaryKey": t.primary_key,
                 "columns": t.columns.iter().map(|c| json!({
                     "name": c.name, "serverName": c.server_name, "type": c.kind.as_str(), "optional": c.optional,

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::replica_registry::ReplicaRegistry;
+use crate::pipeline::changes::snapshot_rows;
 use crate::replication::row_changes::row_of;
 use crate::rows::{CompiledTable, Fields};
 use crate::zero::catalog::{Catalog, Shard};
@@ -140,7 +141,10 @@ async fn copy_collection<D: Downstream>(
     // of what is read (counting the matching documents would cost MongoDB a scan of its own).
     let estimated = coll.estimated_document_count().await.unwrap_or(0);
     let tables: Vec<_> = ctx.catalog.tables_of(collection).collect();
-    let filter = find_filter(tables.iter().map(|t| &*t.rows));
+    let filter = find_filter_of(tables.iter().map(|t| match &t.pipeline {
+        Some(p) => p.find_query(),
+        None => t.rows.filter_query(),
+    }));
     if !filter.is_empty() {
         debug!(collection, filter = %filter, "initial sync reads only documents some table keeps");
     }
@@ -167,9 +171,19 @@ async fn copy_collection<D: Downstream>(
             "initial sync progress"
         );
     };
-    while let Some(doc) = cursor.try_next().await? {
-        let doc = Fields::of(&doc);
+    while let Some(raw) = cursor.try_next().await? {
+        // Pipeline tables: their rows one at a time (an `$unwind` of 10,000 elements is never
+        // held as 10,000 rows), each fed before the next is made.
         for t in &tables {
+            let Some(p) = &t.pipeline else { continue };
+            for r in snapshot_rows(p, &raw, ctx.metrics) {
+                down.feed(messages::insert(&t.relation, &r.row.values))
+                    .await?;
+                ctx.metrics.snapshot_rows.inc();
+            }
+        }
+        let doc = Fields::of(&raw);
+        for t in tables.iter().filter(|t| t.pipeline.is_none()) {
             if t.rows.matches(&doc)
                 && let Some(row) = row_of(t, &doc, ctx.metrics)
             {
@@ -191,9 +205,15 @@ async fn copy_collection<D: Downstream>(
 /// `{}` (every document) when a table keeps every document, since the others' filters would
 /// then only cost MongoDB time.
 pub fn find_filter<'a>(tables: impl IntoIterator<Item = &'a CompiledTable>) -> Document {
+    find_filter_of(tables.into_iter().map(CompiledTable::filter_query))
+}
+
+/// [`find_filter`] over each table's query (`None`: it keeps every document); a pipeline
+/// table's is its leading `$match`.
+pub fn find_filter_of<'a>(queries: impl IntoIterator<Item = Option<&'a Document>>) -> Document {
     let mut kept = Vec::new();
-    for table in tables {
-        match table.filter_query() {
+    for query in queries {
+        match query {
             Some(query) => kept.push(Bson::Document(query.clone())),
             None => return Document::new(),
         }

@@ -10,12 +10,17 @@
 //! `documentKey`, nor the old row of an update that changed the key: both come from the
 //! pre-image (`fullDocumentBeforeChange`), which `mongo::images` makes sure the collection keeps.
 //! When an event lacks the image it needs, the answer is a reset, never a skipped row.
+//!
+//! Pipeline tables (several rows per document) send the difference between the rows of the
+//! pre- and post-image instead (`crate::pipeline::changes`); the same reset answers a missing
+//! pre-image.
 
 use serde_json::{Map, Value};
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 use crate::mongo::change_event::{ChangeEvent, Operation};
+use crate::pipeline::changes::{Event as PipelineEvent, EventKind, event_messages};
 use crate::replication::reset::ResetReason;
 use crate::rows::Fields;
 use crate::zero::catalog::{Catalog, PublishedTable};
@@ -55,6 +60,7 @@ pub fn event_changes(
             }),
         }
     };
+    pipeline_changes(catalog, collection, event, metrics, out)?;
     match event.operation {
         Operation::Insert | Operation::Update | Operation::Replace => {
             let is_insert = event.operation == Operation::Insert;
@@ -75,7 +81,7 @@ pub fn event_changes(
                 );
                 return Ok(0);
             };
-            for table in catalog.tables_of(collection) {
+            for table in plain_tables(catalog, collection) {
                 if table.rows.matches(&doc) {
                     let row = row_of(table, &doc, metrics);
                     if !is_insert && !table.key_from_document_key {
@@ -107,13 +113,59 @@ pub fn event_changes(
             }
         }
         Operation::Delete => {
-            for table in catalog.tables_of(collection) {
+            for table in plain_tables(catalog, collection) {
                 push_delete(table, old_key(table)?, metrics, out);
             }
         }
         Operation::Invalidating(_) | Operation::Other(_) => {}
     }
     Ok(out.len() - before)
+}
+
+/// The tables of `collection` with a simple mapping (pipeline tables are `pipeline_changes`').
+fn plain_tables<'a>(
+    catalog: &'a Catalog,
+    collection: &str,
+) -> impl Iterator<Item = &'a PublishedTable> {
+    catalog
+        .tables_of(collection)
+        .filter(|t| t.pipeline.is_none())
+}
+
+/// The changes of the pipeline tables of `collection`: the difference between the rows of the
+/// pre-image and of the post-image (`crate::pipeline::changes`).
+fn pipeline_changes(
+    catalog: &Catalog,
+    collection: &str,
+    event: &ChangeEvent,
+    metrics: &Metrics,
+    out: &mut Vec<String>,
+) -> Result<(), ResetReason> {
+    let kind = match event.operation {
+        Operation::Insert => EventKind::Insert,
+        Operation::Update | Operation::Replace => EventKind::Update,
+        Operation::Delete => EventKind::Delete,
+        Operation::Invalidating(_) | Operation::Other(_) => return Ok(()),
+    };
+    for table in catalog.tables_of(collection) {
+        let Some(p) = &table.pipeline else {
+            continue;
+        };
+        let documents = PipelineEvent {
+            kind,
+            document_key: event.document_key.as_deref(),
+            before: event.full_document_before_change.as_deref(),
+            after: event.full_document.as_deref(),
+        };
+        event_messages(p, &table.relation, documents, metrics, out).map_err(|_| {
+            ResetReason::PreImageMissing {
+                table: table.def.name.clone(),
+                collection: collection.to_string(),
+                document: document_id(event),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// The document's `_id` as it appears in messages (extended JSON).

@@ -41,6 +41,9 @@ pub struct CompiledTable {
     plans: Vec<Plan>,
     /// Indexes into `spec.columns` of the primary key columns, in key order.
     key_columns: Vec<usize>,
+    /// Set for a pipeline table, whose rows `crate::pipeline` makes: whether its key can be
+    /// found from `_id` is the pipeline's rule, not this table's plans.
+    key_from_id_override: Option<bool>,
 }
 
 /// A converted row: every column of the table by server name.
@@ -98,7 +101,15 @@ impl CompiledTable {
             filter,
             plans,
             key_columns,
+            key_from_id_override: None,
         })
+    }
+
+    /// This table describes a pipeline table (see `crate::pipeline`): its rows are found again
+    /// from `_id` exactly when `key_from_id` (the pipeline needs no pre-images).
+    pub fn for_pipeline(mut self, key_from_id: bool) -> Self {
+        self.key_from_id_override = Some(key_from_id);
+        self
     }
 
     pub fn spec(&self) -> &TableSpec {
@@ -141,6 +152,9 @@ impl CompiledTable {
     /// the row. Otherwise the row a delete or a key change leaves behind can only be found in
     /// the document as it was (a pre-image).
     pub fn key_from_id(&self) -> bool {
+        if let Some(k) = self.key_from_id_override {
+            return k;
+        }
         self.key_columns
             .iter()
             .all(|&i| self.plans[i].reads_only_id())

@@ -13,6 +13,7 @@ use zerostack_spec::bookkeeping::{self, Bookkeeping};
 use zerostack_spec::hash::short_hash;
 use zerostack_spec::schema::ColumnType;
 
+use crate::pipeline::CompiledPipeline;
 use crate::rows::{CompiledTable, RowsError};
 use crate::zero::messages::{ColumnDef, TableDef};
 
@@ -25,6 +26,9 @@ pub struct PublishedTable {
     /// A change event's `documentKey` gives the row key (see [`CompiledTable::key_from_id`]);
     /// otherwise deletes and key changes need the pre-image.
     pub key_from_document_key: bool,
+    /// A pipeline mapping: its rows come from `crate::pipeline`, and `rows` only describes the
+    /// table (columns, key).
+    pub pipeline: Option<Arc<CompiledPipeline>>,
 }
 
 impl PublishedTable {
@@ -52,6 +56,7 @@ impl PublishedTable {
             relation,
             key_from_document_key: rows.key_from_id(),
             rows,
+            pipeline: None,
         }
     }
 }
@@ -158,6 +163,17 @@ impl Catalog {
             permissions: permissions_table,
             permissions_row,
         })
+    }
+
+    /// Attaches the compiled pipelines (by Zero table name) to their tables.
+    pub fn with_pipelines(mut self, pipelines: &HashMap<String, Arc<CompiledPipeline>>) -> Self {
+        for t in &mut self.tables {
+            if let Some(p) = pipelines.get(&t.rows.spec().name) {
+                t.key_from_document_key = !p.needs_pre_images();
+                t.pipeline = Some(p.clone());
+            }
+        }
+        self
     }
 
     /// The tables fed by a collection (several for a discriminated union).

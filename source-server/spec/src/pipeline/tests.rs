@@ -261,4 +261,6 @@ fn the_pre_image_rule() {
     // A key read from another field, which an update can change: yes.
     assert!(parse_ok(by_id.clone()).needs_pre_images(&pk(&["n"])));
     assert!(parse_ok(json!([{"$match": {"a": 1}}])).needs_pre_images(&pk(&["code"])));
+    // `_id` itself rewritten from another field: the documentKey no longer names the row.
+    assert!(parse_ok(json!([{"$set": {"_id": "$code"}}])).needs_pre_images(&pk(&["_id"])));
 }
