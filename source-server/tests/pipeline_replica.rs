@@ -3,7 +3,8 @@
 //! what `db.collection.aggregate(pipeline)` returns, computed by MongoDB itself: element add,
 //! remove, reorder and modify; `preserveNullAndEmptyArrays` with missing and empty arrays;
 //! `includeArrayIndex`; a document moving out of and back into the `$match`; a delete; a
-//! transaction touching several documents; a restart of the source. A collection without
+//! transaction touching several documents; a restart of zero-cache and of the source; a
+//! document with 10,000 elements. A collection without
 //! pre-images makes the source refuse to start, naming it.
 
 mod common;
@@ -408,6 +409,42 @@ async fn pipeline_tables_equal_mongodb_aggregate_through_zero_cache() -> anyhow:
                 .await?;
             session.commit_transaction().await?;
             converge(z, &db, "transaction").await
+        })
+        .await;
+
+    cases
+        .run("a zero-cache restart loses nothing", async {
+            let z = zero.as_mut().context("needs the initial sync")?;
+            z.restart().await.context("restarting zero-cache")?;
+            accounts
+                .update_one(
+                    doc! {"_id": "a4"},
+                    doc! {"$push": {"members": {"id": "u8", "role": "z"}}},
+                )
+                .await?;
+            converge(z, &db, "zero-cache restart").await
+        })
+        .await;
+
+    cases
+        .run("a document with 10,000 elements, then one removed", async {
+            let z = zero.as_ref().context("needs the initial sync")?;
+            let members: Vec<Bson> = (0..10_000)
+                .map(|i| Bson::Document(doc! {"id": format!("m{i}"), "role": "r"}))
+                .collect();
+            accounts
+                .insert_one(
+                    doc! {"_id": "big", "bundle": "ENTERPRISE", "name": "Big", "members": members},
+                )
+                .await?;
+            converge(z, &db, "10,000 elements").await?;
+            accounts
+                .update_one(
+                    doc! {"_id": "big"},
+                    doc! {"$pull": {"members": {"id": "m5000"}}},
+                )
+                .await?;
+            converge(z, &db, "10,000 elements, one removed").await
         })
         .await;
 
