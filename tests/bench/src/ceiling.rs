@@ -98,7 +98,8 @@ pub fn check_frames(captured_rows: &[String], text_len: usize) -> anyhow::Result
 }
 
 /// What one send (a snapshot or a burst) cost the ceiling.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SendStats {
     pub frames: u64,
     pub bytes: u64,

@@ -95,10 +95,28 @@ struct Args {
     /// Document sizes (bytes) of the CPU-per-event curve.
     #[arg(long, value_delimiter = ',', default_values_t = [200usize, 2048, 20_480])]
     doc_sizes: Vec<usize>,
+    /// Which parts of the curves to measure (default: all).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    curve_parts: Vec<CurvePart>,
+    /// Burst curve: a fresh zero-cache for the ceiling at every transaction size, as
+    /// source-server gets (default: one long-running zero-cache for all of the ceiling's points).
+    #[arg(long)]
+    fresh_ceiling: bool,
+    /// Measure nothing: render the Markdown report and the plots again from a saved
+    /// bench-<time>.json (written next to it, and to <out-dir>/latest/ with --latest).
+    #[arg(long, value_name = "JSON")]
+    replot: Option<PathBuf>,
     /// Also write the report and plots under stable names to <out-dir>/latest/ (what the
     /// README shows).
     #[arg(long)]
     latest: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum CurvePart {
+    Sync,
+    Burst,
+    Cpu,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +142,9 @@ fn say(msg: impl AsRef<str>) {
 
 async fn run() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if let Some(json) = &args.replot {
+        return replot(json, args.latest, args.out_dir.as_deref());
+    }
     if args.quick {
         args.rows = args.rows.min(10_000);
         args.sync_rows = args.sync_rows.min(20_000);
@@ -261,6 +282,8 @@ async fn run() -> anyhow::Result<()> {
         results.mongo_burst_rows_per_s = Some(z.burst);
         results.mongo_burst_transactions = Some(z.transactions);
         results.ceiling_burst_rows_per_s = z.ceiling_burst;
+        results.ceiling_burst_with_upstream_load = z.control.map(|c| c.0);
+        results.ceiling_burst_warm = z.control.map(|c| c.1);
         rss_streaming.push(z.rss);
         for (rate, p, raw, lag) in z.latency {
             results.latency.push(Latency {
@@ -352,6 +375,43 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--replot`: the report and plots of a saved run, rendered by this build.
+fn replot(json: &Path, latest: bool, out_dir: Option<&Path>) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+    let results: Results = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a bench report", json.display()))?;
+    let stem = json
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("--replot: the JSON file has no name")?;
+    let dir = json.parent().unwrap_or(Path::new("."));
+    let md = report::markdown(&results);
+    let plots = report::plots(&results);
+    std::fs::write(dir.join(format!("{stem}.md")), &md)?;
+    for (name, svg) in &plots {
+        std::fs::write(dir.join(format!("{stem}-{name}.svg")), svg)?;
+    }
+    if latest {
+        let latest = out_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo_root().join("tests/artifacts"))
+            .join("latest");
+        std::fs::create_dir_all(&latest)?;
+        std::fs::write(latest.join("bench.md"), &md)?;
+        std::fs::write(latest.join("bench.json"), &text)?;
+        for (name, svg) in &plots {
+            std::fs::write(latest.join(format!("{name}.svg")), svg)?;
+        }
+    }
+    say(format!(
+        "rendered {} plots from {}",
+        plots.len(),
+        json.display()
+    ));
+    Ok(())
+}
+
 struct Ctx<'a> {
     args: &'a Args,
     state: &'a StateDir,
@@ -383,6 +443,8 @@ struct ZeroRun {
     burst: f64,
     transactions: f64,
     ceiling_burst: Option<f64>,
+    /// The ceiling's burst with our upstream's load beside it, and alone (both warm).
+    control: Option<(f64, f64)>,
     /// Per rate: the path's and the raw change stream's latencies, and the source's own lag
     /// (bucket bounds, ms).
     latency: MongoLatencyRuns,
@@ -644,38 +706,100 @@ impl Ctx<'_> {
                     sent.in_socket_secs,
                     sent.secs
                 ));
+                let control = self.ceiling_control(&mut cs, n, txn_rows).await;
                 cs.zc.stop().await?;
-                Some(rate)
+                (Some(rate), Some(control?))
             }
             Err(e) => {
                 say(format!("ceiling burst FAILED: {e:#}"));
-                None
+                (None, None)
             }
         };
+        let (ceiling_burst, control) = ceiling_burst;
         Ok(ZeroRun {
             burst,
             transactions,
             ceiling_burst,
+            control,
             latency: lat,
             rss,
         })
     }
 
+    /// The ceiling's burst again on its (now warm) zero-cache, once while MongoDB →
+    /// source-server → an acking client carry the same rows at the same moment (so zero-cache
+    /// shares the CPU as it does on our path), then alone. Returns (with load, alone), rows/s.
+    async fn ceiling_control(
+        &self,
+        cs: &mut scaling::CeilingStream,
+        n: u64,
+        txn_rows: u64,
+    ) -> anyhow::Result<(f64, f64)> {
+        let coll = self.collection("bench_control").await?;
+        let source = self.source("source-control", "bench_control").await?;
+        let w0 = initial_sync(&source.ws_url()).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let url = source.ws_url();
+        let client = tokio::spawn(async move { acking_client(&url, &w0, &w0, n, Some(tx)).await });
+        rx.await.context("the control's client did not connect")?;
+        let batch = self.args.batch;
+        let load = tokio::spawn(async move {
+            // ceiling_burst waits 500 ms for its watcher before it sends.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            mongo_insert_range(&coll, 0, n, batch).await
+        });
+        let (loaded, usage, _) = self.ceiling_burst(cs, n, txn_rows).await?;
+        load.await??;
+        let run = client.await??;
+        say(format!(
+            "control: the ceiling's burst while MongoDB → source-server → a client carried the same rows ({} rows): {loaded:.0} rows/s (zero-cache CPU {:.1} s)",
+            run.rows, usage.cpu_secs
+        ));
+        drop(source);
+        let (alone, usage, _) = self.ceiling_burst(cs, n, txn_rows).await?;
+        say(format!(
+            "control: the ceiling's burst alone, warm: {alone:.0} rows/s (zero-cache CPU {:.1} s)",
+            usage.cpu_secs
+        ));
+        Ok((loaded, alone))
+    }
+
     /// The scaling curves (`--curves`).
     async fn curves(&self) -> anyhow::Result<report::Curves> {
         let mut c = report::Curves::default();
-        for &docs in &self.args.sync_sizes {
-            say(format!("--- curve: initial sync of {docs} ---"));
-            c.sync.push(self.sync_point(docs, 1, true).await?);
+        let part =
+            |p: CurvePart| self.args.curve_parts.is_empty() || self.args.curve_parts.contains(&p);
+        if part(CurvePart::Sync) {
+            for &docs in &self.args.sync_sizes {
+                say(format!("--- curve: initial sync of {docs} ---"));
+                c.sync.push(self.sync_point(docs, 1, true).await?);
+            }
         }
-        let mut cs = self.ceiling_stream("curve").await?;
-        let cap = self.args.rows.min(50_000);
-        for &txn in &self.args.txn_sizes {
-            let rows = (txn * 500).clamp(2000.min(cap), cap);
-            say(format!("--- curve: burst of {rows} at {txn} rows/txn ---"));
-            c.burst.push(self.burst_point(&mut cs, txn, rows).await?);
+        if part(CurvePart::Burst) {
+            let mut shared = None;
+            let cap = self.args.rows.min(50_000);
+            for &txn in &self.args.txn_sizes {
+                let rows = (txn * 500).clamp(2000.min(cap), cap);
+                say(format!("--- curve: burst of {rows} at {txn} rows/txn ---"));
+                if self.args.fresh_ceiling {
+                    let mut cs = self.ceiling_stream(&format!("curve{txn}")).await?;
+                    c.burst.push(self.burst_point(&mut cs, txn, rows).await?);
+                    cs.zc.stop().await?;
+                } else {
+                    if shared.is_none() {
+                        shared = Some(self.ceiling_stream("curve").await?);
+                    }
+                    let cs = shared.as_mut().expect("just set");
+                    c.burst.push(self.burst_point(cs, txn, rows).await?);
+                }
+            }
+            if let Some(mut cs) = shared {
+                cs.zc.stop().await?;
+            }
         }
-        cs.zc.stop().await?;
+        if !part(CurvePart::Cpu) {
+            return Ok(c);
+        }
         let events = |bytes: usize| {
             let base = if self.args.quick { 2_000 } else { 20_000 };
             if bytes > 10_000 { base / 4 } else { base }

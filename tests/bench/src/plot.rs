@@ -26,10 +26,10 @@ pub struct Plot {
     pub series: Vec<Series>,
 }
 
-const W: f64 = 720.0;
+const W: f64 = 900.0;
 const H: f64 = 440.0;
 const LEFT: f64 = 84.0;
-const RIGHT: f64 = 200.0;
+const RIGHT: f64 = 300.0;
 const TOP: f64 = 70.0;
 const BOTTOM: f64 = 56.0;
 const COLORS: [&str; 6] = [

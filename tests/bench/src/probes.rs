@@ -718,7 +718,7 @@ async fn read_latencies(lines: &mut Lines<BufReader<ChildStdout>>) -> anyhow::Re
 }
 
 /// p50/p95/p99/max of latencies in ms (nearest-rank).
-#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     pub n: usize,
     pub p50: f64,

@@ -2,13 +2,14 @@
 //! beside the ceiling or bar measured in the same run, and the same data as JSON. Pure
 //! functions, so the layout is testable without running anything.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::plot::{Plot, Series};
 use super::probes::Percentiles;
 use super::scaling::{BurstPoint, CpuPoint, SyncPoint};
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     pub rate: u32,
     pub mongo: Option<Percentiles>,
@@ -22,7 +23,8 @@ pub struct Latency {
 
 /// The source's own latency at a steady rate, no zero-cache: writer stamp → commit received by
 /// a client acking every commit (`exact`), beside a bare driver stream on the same writes.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceLatency {
     pub rate: u32,
     pub exact: Option<Percentiles>,
@@ -32,7 +34,8 @@ pub struct SourceLatency {
 }
 
 /// The scaling curves (`--curves`).
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Curves {
     pub sync: Vec<SyncPoint>,
     pub burst: Vec<BurstPoint>,
@@ -40,7 +43,8 @@ pub struct Curves {
     pub cpu_doc_size: Vec<CpuPoint>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Results {
     pub command: String,
     pub started_utc: String,
@@ -66,6 +70,10 @@ pub struct Results {
     pub mongo_burst_transactions: Option<f64>,
     /// (3, ceiling) the same rows from the ceiling source, at the same transaction size.
     pub ceiling_burst_rows_per_s: Option<f64>,
+    /// (3, control) the ceiling's burst again on its warm zero-cache while MongoDB →
+    /// source-server → a client carry the same rows, and then alone.
+    pub ceiling_burst_with_upstream_load: Option<f64>,
+    pub ceiling_burst_warm: Option<f64>,
     /// (4) Postgres → zero-cache replica burst.
     pub pg_burst_rows_per_s: Option<f64>,
     /// (5) commit → replica latency, per rate.
@@ -228,6 +236,17 @@ pub fn markdown(r: &Results) -> String {
         "≥ 0.95×".into(),
         verdict(r3c.map(|x| x >= 0.95)).into(),
     ]);
+    let r3d = ratio(r.ceiling_burst_with_upstream_load, r.ceiling_burst_warm);
+    if r.ceiling_burst_warm.is_some() {
+        rows.push([
+        "3d. control: the ceiling's burst (warm) while MongoDB → source-server → a client carry the same rows at the same time".into(),
+        rate(r.ceiling_burst_with_upstream_load),
+        format!("the ceiling alone, warm: {}", rate(r.ceiling_burst_warm)),
+        fmt_ratio(r3d),
+            "(what sharing the cores with MongoDB costs zero-cache)".into(),
+            "".into(),
+        ]);
+    }
     rows.push([
         format!(
             "4. Postgres → zero-cache replica (native), burst {} × INSERT of {}",
@@ -394,8 +413,13 @@ pub fn sync_where(p: &SyncPoint) -> String {
                 100.0 * r.zero_cache.cpu_secs / r.secs,
                 r.zero_cache.peak_rss as f64 / 1_048_576.0,
                 r.source_cpu_secs.map_or(String::new(), |c| format!(
-                    "; sender's CPU {c:.2} s ({:.0}% of one core)",
-                    100.0 * c / r.secs
+                    "; sender's CPU {c:.2} s ({:.0}% of one core){}",
+                    100.0 * c / r.secs,
+                    if r.mongod_cpu_secs > 0.0 {
+                        format!("; mongod CPU {:.2} s", r.mongod_cpu_secs)
+                    } else {
+                        String::new()
+                    }
                 ))
             )
         })

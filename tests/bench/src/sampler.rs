@@ -29,7 +29,8 @@ pub struct TreeSampler {
 }
 
 /// What a tree used while it was sampled.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TreeUsage {
     pub peak_rss: u64,
     /// CPU seconds the tree spent while sampled (for processes there at the start, counted
@@ -142,10 +143,14 @@ mod tests {
     async fn samples_this_process() {
         let s = TreeSampler::start(std::process::id());
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // Busy until this process has used 0.25 s of CPU (bounded: the machine may be busy).
         let t = std::time::Instant::now();
+        let cpu0 = cpu_secs(None).unwrap();
         let mut x = 0u64;
-        while t.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_add(std::hint::black_box(1));
+        while cpu_secs(None).unwrap() - cpu0 < 0.25 && t.elapsed() < Duration::from_secs(20) {
+            for _ in 0..100_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
         let u = s.finish();

@@ -30,7 +30,8 @@ const CHECKED_FRAMES: usize = 200;
 const WARM_UP_ROWS: u64 = 2000;
 
 /// One initial sync into a fresh zero-cache.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SyncRun {
     /// zero-cache start → ready with every row.
     pub secs: f64,
@@ -42,10 +43,13 @@ pub struct SyncRun {
     /// CPU seconds of the source while it served this sync (source-server's process, or the
     /// bench process for the ceiling; none for Postgres).
     pub source_cpu_secs: Option<f64>,
+    /// CPU seconds mongod spent meanwhile (serving the `find`, on our path).
+    pub mongod_cpu_secs: f64,
 }
 
 /// Every initial sync at one size.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SyncPoint {
     pub docs: u64,
     pub ours: Vec<SyncRun>,
@@ -85,7 +89,8 @@ impl SyncPoint {
 }
 
 /// A burst of `rows` rows in transactions of `txn_rows`, ours and the ceiling's.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct BurstPoint {
     pub txn_rows: u64,
     pub rows: u64,
@@ -105,7 +110,8 @@ pub struct BurstPoint {
 }
 
 /// Source CPU per change event for one shape of the workload.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CpuPoint {
     pub collections: usize,
     /// BSON size of one document.
@@ -244,7 +250,9 @@ impl Ctx<'_> {
                     "ceiling" => Some(cpu_secs(None)?),
                     _ => None,
                 };
+                let mongod0 = cpu_secs(Some(self.mongo.pid()))?;
                 let (secs, zero_cache, t0) = timed_initial_sync(dir, opts, docs).await?;
+                let mongod_cpu_secs = cpu_secs(Some(self.mongo.pid()))? - mongod0;
                 let source_cpu_secs = match (path, cpu_before) {
                     ("mongo", Some(c)) => Some(cpu_secs(Some(src_pid))? - c),
                     ("ceiling", Some(c)) => Some(cpu_secs(None)? - c),
@@ -254,6 +262,7 @@ impl Ctx<'_> {
                     secs,
                     zero_cache,
                     source_cpu_secs,
+                    mongod_cpu_secs,
                     phases: None,
                 };
                 if path == "mongo" {
@@ -286,7 +295,7 @@ impl Ctx<'_> {
                     ));
                 }
                 say(format!(
-                    "initial sync of {docs} from {path}, round {}: {secs:.2} s ({:.0} rows/s); zero-cache CPU {:.1} s, peak RSS {:.0} MB; source CPU {}",
+                    "initial sync of {docs} from {path}, round {}: {secs:.2} s ({:.0} rows/s); zero-cache CPU {:.1} s, peak RSS {:.0} MB; mongod CPU {mongod_cpu_secs:.2} s; source CPU {}",
                     round + 1,
                     docs as f64 / secs,
                     zero_cache.cpu_secs,
