@@ -27,6 +27,7 @@ use zerostack_spec::TableSpec;
 use zerostack_spec::filter::{Clause, Filter};
 use zerostack_spec::pipeline::{Expr, Pipeline, ProjectField, Stage};
 
+use crate::rows::Fields;
 use crate::rows::values::to_column;
 use crate::rows::{Coercion, Row, RowsError};
 
@@ -130,7 +131,7 @@ impl CompiledPipeline {
     /// The documents the pipeline makes of `doc`, exactly what `aggregate` returns for it,
     /// lazily.
     pub fn documents<'a>(&'a self, doc: &RawDocument) -> Docs<'a> {
-        self.run(self.decode(doc, false))
+        self.start(doc, false)
     }
 
     /// The document as a `Document`; with `pruned`, only the fields that can reach a row.
@@ -148,9 +149,21 @@ impl CompiledPipeline {
         Ok(doc)
     }
 
-    fn run<'a>(&'a self, start: Result<Document, StageError>) -> Docs<'a> {
+    /// Runs the pipeline on `raw`. A leading `$match` reads the raw document as it is, so a
+    /// document it drops is never decoded.
+    fn start<'a>(&'a self, raw: &RawDocument, pruned: bool) -> Docs<'a> {
+        if let Some(CompiledStage::Match(f)) = self.stages.first() {
+            if !f.matches(&Fields::of(raw)) {
+                return Box::new(std::iter::empty());
+            }
+            return self.run(self.decode(raw, pruned), 1);
+        }
+        self.run(self.decode(raw, pruned), 0)
+    }
+
+    fn run<'a>(&'a self, start: Result<Document, StageError>, from: usize) -> Docs<'a> {
         let mut docs: Docs<'a> = Box::new(std::iter::once(start));
-        for (i, stage) in self.stages.iter().enumerate() {
+        for (i, stage) in self.stages.iter().enumerate().skip(from) {
             let fail = move |message: String| StageError { stage: i, message };
             docs = match stage {
                 CompiledStage::Match(f) => Box::new(docs.filter_map(move |d| match d {
@@ -181,7 +194,7 @@ impl CompiledPipeline {
         &'a self,
         doc: &RawDocument,
     ) -> impl Iterator<Item = Result<KeyedRow, RowError>> + Send + 'a {
-        self.run(self.decode(doc, true))
+        self.start(doc, true)
             .map(move |d| self.row_of(&d.map_err(RowError::Stage)?))
     }
 
