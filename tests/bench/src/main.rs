@@ -22,6 +22,7 @@ mod probes;
 mod report;
 mod sampler;
 mod scaling;
+mod tokens;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -76,7 +77,8 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these phases (default: all, and curves with --curves): stream (1+2, and the
-    /// source's own latency), zero (3+5), pg (4+5), sync (6), curves (the scaling curves).
+    /// source's own latency), zero (3+5), pg (4+5), sync (6), curves (the scaling curves),
+    /// tokens (which change-stream replies end a group, on real MongoDB).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Phase>,
     /// Also measure the scaling curves (initial sync by size, burst by transaction size, source
@@ -126,6 +128,7 @@ enum Phase {
     Pg,
     Sync,
     Curves,
+    Tokens,
 }
 
 #[tokio::main]
@@ -324,6 +327,14 @@ async fn run() -> anyhow::Result<()> {
         results.pg_sync_runs = sync.pg.iter().map(|r| r.secs).collect();
         results.source_peak_rss_sync = Some(sync.source_peak_rss);
         results.sync = Some(sync);
+    }
+    if let Some(t) = phase!(
+        Phase::Tokens,
+        "tokens: post-batch resume tokens of change-stream replies",
+        async { tokens::experiment(&mongo.client().await?).await }
+    ) {
+        say(format!("post-batch tokens: {t:?}"));
+        results.tokens = Some(t);
     }
     if let Some(curves) = phase!(Phase::Curves, "curves", ctx.curves()) {
         results.curves = Some(curves);

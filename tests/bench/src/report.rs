@@ -87,6 +87,8 @@ pub struct Results {
     /// The source's own latency (no zero-cache), per rate.
     pub source_latency: Vec<SourceLatency>,
     pub curves: Option<Curves>,
+    /// Which change-stream replies were cut inside a write (see `tokens`).
+    pub tokens: Option<super::tokens::TokenFindings>,
     /// (6) every run, in order (the paths alternate).
     pub mongo_sync_runs: Vec<f64>,
     pub pg_sync_runs: Vec<f64>,
@@ -370,6 +372,31 @@ pub fn markdown(r: &Results) -> String {
     if let Some(sp) = &r.sync {
         out.push('\n');
         out.push_str(&sync_where(sp));
+    }
+    if let Some(t) = &r.tokens {
+        let show = |rs: &[super::tokens::Reply]| {
+            rs.iter()
+                .map(|r| {
+                    format!(
+                        "{}{} [{} kB]",
+                        r.events,
+                        if r.token_is_last_event { " (cut)" } else { "" },
+                        r.bytes / 1024
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "\nChange-stream replies (events per `getMore` of at most 100; \"cut\": its post-batch token is its last event's own): single inserts {}; `insert_many` of 250: {}; a transaction of 250 ({} cluster time(s)): {}; a transaction of 24 × 1 MB: {}. Does the post-batch token mark a write's last reply? {}. Does every non-transactional insert have its own cluster time? {}.\n",
+            show(&t.single),
+            show(&t.batched),
+            t.transaction_cluster_times,
+            show(&t.transaction),
+            show(&t.large_transaction),
+            verdict(Some(t.token_marks_the_end)),
+            verdict(Some(t.own_cluster_time_per_plain_write))
+        ));
     }
     if let Some(c) = &r.curves {
         out.push_str(&curves_markdown(c));
