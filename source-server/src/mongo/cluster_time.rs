@@ -83,16 +83,18 @@ impl ClusterTime {
     /// The cluster time inside a resume token (`{_data: "82…"}`).
     pub fn from_resume_token(token: &RawDocument) -> Result<Self, WatermarkError> {
         let data = token.get_str("_data").map_err(|_| WatermarkError::NoData)?;
-        let bytes = data.as_bytes();
-        if bytes.len() < 18 {
+        if data.len() < 18 {
             return Err(WatermarkError::NotTimestamp);
         }
-        if !data[..2].eq_ignore_ascii_case("82") {
+        // `get` rather than indexing: a token is outside input, and a multi-byte character
+        // across one of these offsets must be an error, not a panic.
+        let hex = |range: std::ops::Range<usize>| data.get(range).ok_or(WatermarkError::BadHex);
+        if !hex(0..2)?.eq_ignore_ascii_case("82") {
             return Err(WatermarkError::NotTimestamp);
         }
-        let seconds = u32::from_str_radix(&data[2..10], 16).map_err(|_| WatermarkError::BadHex)?;
+        let seconds = u32::from_str_radix(hex(2..10)?, 16).map_err(|_| WatermarkError::BadHex)?;
         let increment =
-            u32::from_str_radix(&data[10..18], 16).map_err(|_| WatermarkError::BadHex)?;
+            u32::from_str_radix(hex(10..18)?, 16).map_err(|_| WatermarkError::BadHex)?;
         Ok(ClusterTime::new(seconds, increment))
     }
 }
@@ -119,6 +121,19 @@ mod tests {
         assert!(a < b);
         assert!(a.to_watermark() < b.to_watermark());
         assert_eq!(b.prev(), a);
+    }
+
+    #[test]
+    fn a_multi_byte_character_in_a_resume_token_is_an_error_not_a_panic() {
+        // "é" is two bytes: it straddles offset 2, then 10, then 18.
+        for data in [
+            "8é6B063C100000000522B022C0100296E5A1004B7",
+            "826B063C1é0000000522B022C0100296E5A1004B7",
+            "826B063C100000000é22B022C0100296E5A1004B7",
+        ] {
+            let token = rawdoc! { "_data": data };
+            assert!(ClusterTime::from_resume_token(&token).is_err(), "{data}");
+        }
     }
 
     #[test]
