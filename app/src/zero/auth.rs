@@ -6,8 +6,6 @@
 //! that key, which only zero-cache has. Every failure is HTTP 401, which zero-cache turns into
 //! the client's `needs-auth` state.
 
-use std::sync::Arc;
-
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -15,32 +13,22 @@ use axum::response::{IntoResponse, Response};
 use zerostack_spec::secret::constant_time_eq;
 
 use crate::api_error::ApiError;
-use crate::auth::AuthUser;
 use crate::state::AppState;
 
-/// The route layer of the Zero endpoints: the API key, then the session; the caller goes on
-/// in the request's extensions (where the `AuthUser` extractor finds it).
+/// The route layer of the Zero endpoints: the API key, then the same session check as every
+/// signed-in route (which hands the caller on in the request's extensions).
 pub async fn require_zero_caller(
     State(state): State<AppState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, request.headers()).await {
-        Ok(user) => {
-            request.extensions_mut().insert(Arc::new(user));
-            next.run(request).await
-        }
-        Err(e) => e.into_response(),
+    if let Err(e) = check_api_key(&state, request.headers()) {
+        return e.into_response();
     }
+    crate::auth::require_session(State(state), request, next).await
 }
 
-/// Checks `X-Api-Key` (when `ZERO_API_KEY` is set), then the session.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, ApiError> {
-    check_api_key(state, headers)?;
-    crate::auth::authenticate(state, headers).await
-}
-
-/// The `X-Api-Key` check alone.
+/// The `X-Api-Key` check.
 pub fn check_api_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if let Some(expected) = &state.config.zero_api_key {
         let given = headers
