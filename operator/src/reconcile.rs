@@ -393,6 +393,7 @@ async fn generated_secrets(
             .and_then(|b| String::from_utf8(b.0.clone()).ok())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(ctx.random)
+            .into()
     };
     Ok(GeneratedSecrets {
         source_token: get(KEY_SOURCE_TOKEN),

@@ -60,11 +60,11 @@ pub fn generated_secret(zs: &ZeroStack, g: &GeneratedSecrets) -> Secret {
         data: Some(BTreeMap::from([
             (
                 KEY_SOURCE_TOKEN.to_string(),
-                ByteString(g.source_token.clone().into_bytes()),
+                ByteString(g.source_token.expose().as_bytes().to_vec()),
             ),
             (
                 KEY_ADMIN_PASSWORD.to_string(),
-                ByteString(g.admin_password.clone().into_bytes()),
+                ByteString(g.admin_password.expose().as_bytes().to_vec()),
             ),
         ])),
         ..Default::default()

@@ -26,6 +26,27 @@ fn inputs() -> Inputs {
     }
 }
 
+/// The generated values reach the rendered Secret, and nothing else: a `{:?}` of the inputs
+/// (a log line, an error's context) shows neither.
+#[test]
+fn generated_secrets_are_rendered_but_never_debug_printed() {
+    let inputs = inputs();
+    let printed = format!("{inputs:?}");
+    assert!(!printed.contains("test-source-token"), "{printed}");
+    assert!(!printed.contains("test-admin-password"), "{printed}");
+    let rendered = serde_yaml::to_string(
+        &render(&zerostack("demo"), &inputs)
+            .iter()
+            .map(|c| c.to_value())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        rendered.contains("dGVzdC1zb3VyY2UtdG9rZW4"),
+        "base64 of the token is in the Secret"
+    );
+}
+
 fn golden(name: &str, zs: &ZeroStack, inputs: &Inputs) {
     let docs: Vec<String> = render(zs, inputs)
         .iter()

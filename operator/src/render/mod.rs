@@ -54,12 +54,13 @@ pub const KEY_SOURCE_TOKEN: &str = "source-token";
 pub const KEY_ADMIN_PASSWORD: &str = "admin-password";
 
 /// Secret values the operator generates once and then keeps (read back from the cluster).
+/// Held as [`zerostack_spec::secret::Secret`]s, so `Inputs` and everything holding them can be `Debug`-printed safely.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratedSecrets {
     /// Token zero-cache presents to the source (URL-safe: hex).
-    pub source_token: String,
+    pub source_token: zerostack_spec::secret::Secret,
     /// zero-cache admin password.
-    pub admin_password: String,
+    pub admin_password: zerostack_spec::secret::Secret,
 }
 
 /// What rendering needs besides the resource itself.
