@@ -10,6 +10,9 @@
 //! 5. commit → replica latency at steady rates, both paths measured the same way;
 //! 6. initial sync into zero-cache, both paths; 7. source-server peak RSS.
 //!
+//! Row 3p sets a pipeline mapping (`$unwind` of a 10-element array) beside the plain mapping,
+//! both bursting into zero-cache's replica in the same run (`pipeline`).
+//!
 //! zero-cache's own ceiling for a custom source (`ceiling`: a source with no database) stands
 //! beside the burst (3) and the initial sync (6); with `--curves` the same measures are taken
 //! across sizes (`scaling`) and drawn as SVG plots (`plot`) next to the report.
@@ -17,6 +20,7 @@
 //! A phase that fails is reported as such and the others still run.
 
 mod ceiling;
+mod pipeline;
 mod plot;
 mod probes;
 mod report;
@@ -77,8 +81,9 @@ struct Args {
     #[arg(long)]
     keep: bool,
     /// Run only these phases (default: all, and curves with --curves): stream (1+2, and the
-    /// source's own latency), zero (3+5), pg (4+5), sync (6), curves (the scaling curves),
-    /// tokens (which change-stream replies end a group, on real MongoDB).
+    /// source's own latency), zero (3+5), pipeline (3p: a pipeline mapping's burst beside the
+    /// plain mapping's), pg (4+5), sync (6), curves (the scaling curves), tokens (which
+    /// change-stream replies end a group, on real MongoDB).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Phase>,
     /// Also measure the scaling curves (initial sync by size, burst by transaction size, source
@@ -125,6 +130,7 @@ enum CurvePart {
 enum Phase {
     Stream,
     Zero,
+    Pipeline,
     Pg,
     Sync,
     Curves,
@@ -297,6 +303,13 @@ async fn run() -> anyhow::Result<()> {
                 source_lag_buckets: lag,
             });
         }
+    }
+    if let Some(p) = phase!(
+        Phase::Pipeline,
+        "3p pipeline mapping ($unwind of 10) beside the plain mapping, bursts into zero-cache",
+        ctx.pipeline_vs_plain()
+    ) {
+        results.pipeline = Some(p);
     }
     if let Some((burst, lat)) = phase!(
         Phase::Pg,

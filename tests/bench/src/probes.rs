@@ -166,11 +166,26 @@ impl SourceServer {
         extra_env: &[(String, String)],
         tables: &[String],
     ) -> anyhow::Result<Self> {
+        let schema = super::workload::schema_json_for(tables);
+        let mappings = super::workload::mappings_json_for(tables);
+        Self::start_with_files(bin, dir, mongo_uri, db, extra_env, &schema, &mappings).await
+    }
+
+    /// A source-server given this schema and these table mappings (JSON text).
+    pub async fn start_with_files(
+        bin: &Path,
+        dir: &Path,
+        mongo_uri: &str,
+        db: &str,
+        extra_env: &[(String, String)],
+        schema_json: &str,
+        mappings_json: &str,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let schema = dir.join("schema.json");
         let mappings = dir.join("table-mappings.json");
-        std::fs::write(&schema, super::workload::schema_json_for(tables))?;
-        std::fs::write(&mappings, super::workload::mappings_json_for(tables))?;
+        std::fs::write(&schema, schema_json)?;
+        std::fs::write(&mappings, mappings_json)?;
         let port = free_port();
         let mut cmd = Command::new(bin);
         cmd.env_clear();

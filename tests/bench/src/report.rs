@@ -74,6 +74,8 @@ pub struct Results {
     /// source-server → a client carry the same rows, and then alone.
     pub ceiling_burst_with_upstream_load: Option<f64>,
     pub ceiling_burst_warm: Option<f64>,
+    /// (3p) a pipeline mapping's bursts beside the plain mapping's, same run.
+    pub pipeline: Option<super::pipeline::PipelineRun>,
     /// (4) Postgres → zero-cache replica burst.
     pub pg_burst_rows_per_s: Option<f64>,
     /// (5) commit → replica latency, per rate.
@@ -249,6 +251,9 @@ pub fn markdown(r: &Results) -> String {
             "".into(),
         ]);
     }
+    if let Some(p) = &r.pipeline {
+        rows.push(pipeline_row(p));
+    }
     rows.push([
         format!(
             "4. Postgres → zero-cache replica (native), burst {} × INSERT of {}",
@@ -373,6 +378,10 @@ pub fn markdown(r: &Results) -> String {
         out.push('\n');
         out.push_str(&sync_where(sp));
     }
+    if let Some(p) = &r.pipeline {
+        out.push('\n');
+        out.push_str(&pipeline_runs(p));
+    }
     if let Some(t) = &r.tokens {
         let show = |rs: &[super::tokens::Reply]| {
             rs.iter()
@@ -406,6 +415,60 @@ pub fn markdown(r: &Results) -> String {
         for e in &r.errors {
             out.push_str(&format!("- {}\n", e.replace('\n', " ")));
         }
+    }
+    out
+}
+
+/// Row 3p: the pipeline mapping's best burst beside the plain mapping's, per row produced.
+fn pipeline_row(p: &super::pipeline::PipelineRun) -> [String; 6] {
+    use super::pipeline::{Mapping, TARGET};
+    let (pipe, plain) = (p.best(Mapping::Pipeline), p.best(Mapping::Plain));
+    let txns = |b: Option<super::pipeline::MappingBurst>| {
+        b.filter(|b| b.transactions > 0.0)
+            .map_or(String::new(), |b| {
+                format!(
+                    " ({} txns, {:.0} rows/txn)",
+                    thousands(b.transactions.round() as u64),
+                    b.rows as f64 / b.transactions
+                )
+            })
+    };
+    let r = p.ratio();
+    let runs = p.runs.len() / 2;
+    [
+        format!(
+            "3p. pipeline mapping (`$unwind` of 10 items + `$addFields`, key (orderId, itemId)), burst of {} orders → {} rows, same rows per insert_many as 3 (best of {runs}, alternating with the plain mapping)",
+            thousands(pipe.map_or(0, |b| b.documents)),
+            thousands(pipe.map_or(0, |b| b.rows)),
+        ),
+        format!("{}{}", rate(pipe.map(|b| b.rows_per_s)), txns(pipe)),
+        format!(
+            "plain mapping, {} documents → rows: {}{}",
+            thousands(plain.map_or(0, |b| b.documents)),
+            rate(plain.map(|b| b.rows_per_s)),
+            txns(plain)
+        ),
+        fmt_ratio(r),
+        format!("rows/s per row ≥ {TARGET:.2}×"),
+        verdict(r.map(|x| x >= TARGET)).into(),
+    ]
+}
+
+/// Every burst of row 3p, with where its CPU went.
+pub fn pipeline_runs(p: &super::pipeline::PipelineRun) -> String {
+    let mut out = String::from("Pipeline-mapping row (3p), every burst in the order run:\n");
+    for b in &p.runs {
+        out.push_str(&format!(
+            "- {:?}: {} documents → {} rows, {} rows/s (written at {} rows/s), {:.0} txns, source CPU {:.1} µs/row, zero-cache CPU {:.1} s\n",
+            b.mapping,
+            thousands(b.documents),
+            thousands(b.rows),
+            thousands(b.rows_per_s.round() as u64),
+            thousands(b.written_rows_per_s.round() as u64),
+            b.transactions,
+            b.source_cpu_us_per_row,
+            b.zero_cache.cpu_secs,
+        ));
     }
     out
 }
@@ -760,6 +823,48 @@ mod tests {
         assert!(md.contains("10.0 s (20,000 rows/s)"), "{md}");
         assert!(md.contains("| 30.0 MB |"), "{md}");
         assert!(md.contains("`tests/bench.sh --quick`"));
+        assert!(
+            !md.contains("3p."),
+            "no pipeline row when it was not measured"
+        );
+    }
+
+    #[test]
+    fn the_pipeline_row_stands_beside_the_plain_mapping() {
+        use super::super::pipeline::{Mapping, MappingBurst, PipelineRun};
+        let b = |mapping, documents, rows_per_s| MappingBurst {
+            mapping,
+            documents,
+            rows: 50_000,
+            rows_per_s,
+            written_rows_per_s: 20_000.0,
+            transactions: 100.0,
+            source_cpu_us_per_row: 3.0,
+            zero_cache: Default::default(),
+        };
+        let r = Results {
+            pipeline: Some(PipelineRun {
+                runs: vec![
+                    b(Mapping::Plain, 50_000, 5_000.0),
+                    b(Mapping::Pipeline, 5_000, 3_500.0),
+                    b(Mapping::Pipeline, 5_000, 3_800.0),
+                    b(Mapping::Plain, 50_000, 4_000.0),
+                ],
+            }),
+            ..Default::default()
+        };
+        let md = markdown(&r);
+        assert!(md.contains("burst of 5,000 orders → 50,000 rows"), "{md}");
+        assert!(
+            md.contains(
+                "| 3,800 /s (100 txns, 500 rows/txn) | plain mapping, 50,000 documents → rows: 5,000 /s (100 txns, 500 rows/txn) | 0.76× | rows/s per row ≥ 0.80× | **no** |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- Pipeline: 5,000 documents → 50,000 rows, 3,500 rows/s"),
+            "{md}"
+        );
     }
 
     use super::super::probes::percentiles;

@@ -169,6 +169,88 @@ pub async fn mongo_insert_sized(
     Ok(())
 }
 
+/// The pipeline-mapping workload: orders of [`ITEMS_PER_ORDER`] items each, in the collection
+/// [`ORDERS`], unwound into the table [`ITEMS_TABLE`], one row per item, keyed by
+/// (`orderId`, `itemId`).
+pub const ORDERS: &str = "orders";
+pub const ITEMS_TABLE: &str = "items";
+pub const ITEMS_PER_ORDER: u64 = 10;
+
+/// The Zero schema of the pipeline workload: `items` with its composite primary key.
+pub fn items_schema_json() -> String {
+    let col = |t: &str, optional: bool| serde_json::json!({"type": t, "optional": optional, "customType": null});
+    serde_json::json!({
+        "tables": {ITEMS_TABLE: {
+            "name": ITEMS_TABLE,
+            "columns": {
+                "orderId": col("string", false),
+                "itemId": col("number", false),
+                "qty": col("number", true),
+                "name": col("string", true),
+            },
+            "primaryKey": ["orderId", "itemId"],
+        }},
+        "relationships": {},
+    })
+    .to_string()
+}
+
+/// `items` from `orders` by a pipeline, as a zero-sources mapping file writes it.
+pub fn items_mappings_json() -> String {
+    serde_json::json!({"version": 1, "mappings": {ITEMS_TABLE: {
+        "source": ORDERS,
+        "pipeline": [
+            {"$unwind": "$items"},
+            {"$addFields": {
+                "orderId": "$_id",
+                "itemId": "$items.id",
+                "qty": "$items.qty",
+                "name": "$items.name",
+            }},
+        ],
+    }}})
+    .to_string()
+}
+
+/// Order number `i`: `{_id, customer, items: [{id, qty, name}, × ITEMS_PER_ORDER]}`.
+pub fn order_doc(i: u64) -> Document {
+    let items: Vec<bson::Bson> = (0..ITEMS_PER_ORDER)
+        .map(|k| {
+            let offset = ((i + k) % 40) as usize;
+            let name: String = LOREM.chars().skip(offset).take(24).collect();
+            bson::Bson::Document(doc! {
+                "id": k as i32,
+                "qty": ((i + k) % 7 + 1) as i32,
+                "name": format!("{k} {name}"),
+            })
+        })
+        .collect();
+    doc! {
+        "_id": format!("o{i:09}"),
+        "customer": format!("user-{}", i % 200),
+        "items": items,
+        "created_at": bson::DateTime::now(),
+    }
+}
+
+/// Inserts orders `from..to` into `coll` with `insert_many` of `batch` orders each.
+pub async fn mongo_insert_orders(
+    coll: &mongodb::Collection<Document>,
+    from: u64,
+    to: u64,
+    batch: u64,
+) -> anyhow::Result<()> {
+    let mut i = from;
+    while i < to {
+        let end = (i + batch).min(to);
+        coll.insert_many((i..end).map(order_doc).collect::<Vec<_>>())
+            .await
+            .with_context(|| format!("insert_many of orders {i}..{end}"))?;
+        i = end;
+    }
+    Ok(())
+}
+
 /// A long-lived `psql` reading statements from a pipe: each line is executed (and, outside a
 /// transaction, committed) as soon as psql reads it, with no process start per write.
 pub struct PsqlPipe {
@@ -264,5 +346,29 @@ mod tests {
         assert!(sql.starts_with("INSERT INTO messages"));
         assert_eq!(sql.matches("now()").count(), 3);
         assert!(sql.contains(",1.500,"));
+    }
+
+    #[test]
+    fn orders_unwind_into_distinct_item_keys() {
+        let order = order_doc(42);
+        assert_eq!(order.get_str("_id").unwrap(), "o000000042");
+        let items = order.get_array("items").unwrap();
+        assert_eq!(items.len() as u64, ITEMS_PER_ORDER);
+        let ids: std::collections::BTreeSet<i32> = items
+            .iter()
+            .map(|d| d.as_document().unwrap().get_i32("id").unwrap())
+            .collect();
+        assert_eq!(ids.len() as u64, ITEMS_PER_ORDER);
+        let schema: serde_json::Value = serde_json::from_str(&items_schema_json()).unwrap();
+        assert_eq!(
+            schema["tables"][ITEMS_TABLE]["primaryKey"],
+            serde_json::json!(["orderId", "itemId"])
+        );
+        let m: serde_json::Value = serde_json::from_str(&items_mappings_json()).unwrap();
+        assert_eq!(m["mappings"][ITEMS_TABLE]["source"], ORDERS);
+        assert_eq!(
+            m["mappings"][ITEMS_TABLE]["pipeline"][0]["$unwind"],
+            "$items"
+        );
     }
 }
