@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{
     APP_PORT, CACHE_PORT, DeploymentParts, KEY_ADMIN_PASSWORD, SOURCE_PORT, child_name, component,
-    env, env_secret, generated_ref, http_port, http_probe, meta, resources, service_host,
+    env, env_pod_field, env_secret, generated_ref, http_port, http_probe, meta, resources,
+    service_host,
 };
 use crate::crd::ZeroStack;
 
@@ -73,6 +74,10 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
         env("ZERO_APP_ID", zs.spec.app_id.clone()),
         env("ZERO_SHARD_NUM", zs.spec.shard.to_string()),
         env("ZERO_PORT", CACHE_PORT.to_string()),
+        // Without a task ID zero-cache 1.9.0 makes a random nanoid and hands it to its workers
+        // as `--task-id <id>`; one that starts with '-' (1 in 64) is read as a flag and every
+        // worker dies with "Expected string at taskID". The pod's name is unique and safe.
+        env_pod_field("ZERO_TASK_ID", "metadata.name"),
         env("ZERO_LOG_FORMAT", "json"),
         env("ZERO_LOG_LEVEL", spec.log_level.clone()),
         env("ZERO_ENABLE_TELEMETRY", "false"),

@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, EnvVar, EnvVarSource, PersistentVolumeClaim,
-    PodSecurityContext, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector,
-    SecurityContext, Service,
+    Capabilities, ConfigMap, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, SeccompProfile, Secret,
+    SecretKeySelector, SecurityContext, Service,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -285,6 +285,21 @@ pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// An env var set to one of the pod's own fields (downward API), e.g. `metadata.name`.
+pub fn env_pod_field(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

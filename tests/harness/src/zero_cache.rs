@@ -230,6 +230,10 @@ fn spawn(dir: &Path, port: u16, opts: &ZeroCacheOptions) -> anyhow::Result<Manag
                 .unwrap_or("zerostack-test-admin"),
         )
         .env("ZERO_PORT", port.to_string())
+        // zero-cache 1.9.0 otherwise makes a random nanoid task ID and passes it to its
+        // workers as `--task-id <id>`; one starting with '-' (1 in 64 starts) is parsed as a
+        // flag and the workers exit with "Expected string at taskID. Got true".
+        .env("ZERO_TASK_ID", format!("zc-{port}"))
         .env("ZERO_NUM_SYNC_WORKERS", "1")
         .env("ZERO_CHANGE_STREAMER_STARTUP_DELAY_MS", "0")
         .env("ZERO_ENABLE_TELEMETRY", "false")
