@@ -25,8 +25,16 @@ pub fn json_body<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
     if bytes.is_empty() {
         return Err(ApiError::bad_request("a JSON request body is required"));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    // Every body is an object. serde's derived structs also accept a JSON array, read
+    // positionally (`["hi"]` would be a message with text "hi"); refuse that instead of guessing.
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid request body: expected a JSON object",
+        ));
+    }
+    T::deserialize(value).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 /// The largest error body [`json_errors`] reads to reuse as the message.
@@ -99,6 +107,31 @@ impl From<DomainError> for ApiError {
                 tracing::error!(error = %e, "database error");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, "database error".into())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        text: String,
+    }
+
+    #[test]
+    fn a_body_must_be_an_object_even_where_serde_would_read_an_array() {
+        assert!(json_body::<Body>(&Bytes::from_static(br#"{"text":"hi"}"#)).is_ok());
+        for bad in [&br#"["hi"]"#[..], br#""hi""#, b"1", b"null", b""] {
+            let err = json_body::<Body>(&Bytes::copy_from_slice(bad)).unwrap_err();
+            assert_eq!(
+                err.0,
+                StatusCode::BAD_REQUEST,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
