@@ -24,7 +24,7 @@ use serde_json::Value;
 use crate::error::{Cx, child, deserialize_via_parser, item, kind_of};
 use crate::extjson;
 use crate::filter::{self, Filter};
-use crate::projection::CastType;
+use crate::projection::{self, CastType};
 
 /// The expression operators accepted, for messages and the README.
 pub const EXPRESSION_OPERATORS: [&str; 12] = [
@@ -44,17 +44,6 @@ pub const EXPRESSION_OPERATORS: [&str; 12] = [
 
 /// The stages accepted.
 pub const STAGES: [&str; 5] = ["$match", "$unwind", "$addFields", "$set", "$project"];
-
-const CASTS: [CastType; 8] = [
-    CastType::String,
-    CastType::Int,
-    CastType::Long,
-    CastType::Double,
-    CastType::Decimal,
-    CastType::Bool,
-    CastType::Date,
-    CastType::ObjectId,
-];
 
 /// A parsed pipeline. It serializes as the JSON it was read from, so that a file exported by
 /// the app, hashed, or shown on `/metadata` is byte-for-byte what the user wrote.
@@ -796,7 +785,7 @@ fn parse_operator(op: &str, arg: &Value, path: &str, cx: &mut Cx<'_>) -> Option<
         "$concat" => parse_list(op, arg, 0, path, cx).map(Expr::Concat),
         "$ifNull" => parse_list(op, arg, 2, path, cx).map(Expr::IfNull),
         "$convert" => parse_convert(arg, path, cx),
-        _ => match CASTS.into_iter().find(|t| t.operator() == op) {
+        _ => match CastType::from_operator(op) {
             Some(to) => {
                 // MongoDB accepts the argument bare or as a one-element array.
                 let input = match arg {
@@ -826,79 +815,13 @@ fn parse_operator(op: &str, arg: &Value, path: &str, cx: &mut Cx<'_>) -> Option<
 }
 
 fn parse_convert(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<Expr> {
-    let Value::Object(m) = v else {
-        cx.err(
-            path,
-            format!(
-                "$convert takes {{input, to, onError?, onNull?}}, found {}",
-                kind_of(v)
-            ),
-        );
-        return None;
-    };
-    let before = cx.errors.len();
-    for k in m.keys() {
-        if !matches!(k.as_str(), "input" | "to" | "onError" | "onNull") {
-            cx.err(
-                child(path, k),
-                format!("unknown $convert field {k:?} (expected input, to, onError, onNull)"),
-            );
-        }
-    }
-    let input = match m.get("input") {
-        Some(i) => parse_expr(i, &child(path, "input"), cx),
-        None => {
-            cx.err(path, "$convert needs \"input\"");
-            None
-        }
-    };
-    let to = match m.get("to") {
-        Some(t) => {
-            let to = convert_target(t);
-            if to.is_none() {
-                cx.err(child(path, "to"), format!("unsupported $convert target {t} (expected string, int, long, double, decimal, bool, date or objectId)"));
-            }
-            to
-        }
-        None => {
-            cx.err(path, "$convert needs \"to\"");
-            None
-        }
-    };
-    let mut literal = |key: &str| {
-        let v = m.get(key)?;
-        extjson::check(v, &child(path, key), cx).then(|| v.clone())
-    };
-    let on_error = literal("onError");
-    let on_null = literal("onNull");
-    if cx.errors.len() != before {
-        return None;
-    }
+    let c = projection::parse_convert_with(v, path, cx, parse_expr)?;
     Some(Expr::Cast(Box::new(CastExpr {
-        to: to?,
-        input: input?,
-        on_error,
-        on_null,
+        to: c.to,
+        input: c.input,
+        on_error: c.on_error,
+        on_null: c.on_null,
     })))
-}
-
-/// A `$convert` `to`: a type name, or MongoDB's numeric type code.
-fn convert_target(v: &Value) -> Option<CastType> {
-    match v {
-        Value::String(s) => CASTS.into_iter().find(|t| t.type_name() == s),
-        Value::Number(n) => Some(match n.as_i64()? {
-            1 => CastType::Double,
-            2 => CastType::String,
-            7 => CastType::ObjectId,
-            8 => CastType::Bool,
-            9 => CastType::Date,
-            16 => CastType::Int,
-            18 => CastType::Long,
-            19 => CastType::Decimal,
-            _ => return None,
-        }),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

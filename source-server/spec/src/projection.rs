@@ -81,7 +81,7 @@ impl CastType {
         }
     }
 
-    const ALL: [CastType; 8] = [
+    pub(crate) const ALL: [CastType; 8] = [
         CastType::String,
         CastType::Int,
         CastType::Long,
@@ -92,7 +92,7 @@ impl CastType {
         CastType::ObjectId,
     ];
 
-    fn from_operator(op: &str) -> Option<CastType> {
+    pub(crate) fn from_operator(op: &str) -> Option<CastType> {
         CastType::ALL.into_iter().find(|t| t.operator() == op)
     }
 
@@ -385,6 +385,33 @@ fn parse_input(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<CastInput> {
 }
 
 fn parse_convert(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<Cast> {
+    let c = parse_convert_with(v, path, cx, parse_input)?;
+    Some(Cast {
+        to: c.to,
+        input: c.input,
+        on_error: c.on_error,
+        on_null: c.on_null,
+        convert: true,
+    })
+}
+
+/// The parts of a `$convert` whose input is an `I` (a projection's field or literal, a
+/// pipeline's expression).
+pub(crate) struct Convert<I> {
+    pub to: CastType,
+    pub input: I,
+    pub on_error: Option<Value>,
+    pub on_null: Option<Value>,
+}
+
+/// Parses `{input, to, onError?, onNull?}` the same way for projections and pipelines; the
+/// input is parsed by the caller's `parse_input`. Every problem is reported, then `None`.
+pub(crate) fn parse_convert_with<I>(
+    v: &Value,
+    path: &str,
+    cx: &mut Cx<'_>,
+    parse_input: impl FnOnce(&Value, &str, &mut Cx<'_>) -> Option<I>,
+) -> Option<Convert<I>> {
     let Value::Object(m) = v else {
         cx.err(
             path,
@@ -433,12 +460,11 @@ fn parse_convert(v: &Value, path: &str, cx: &mut Cx<'_>) -> Option<Cast> {
     if cx.errors.len() != before {
         return None;
     }
-    Some(Cast {
+    Some(Convert {
         to: to?,
         input: input?,
         on_error,
         on_null,
-        convert: true,
     })
 }
 
