@@ -13,7 +13,7 @@ use zerostack_spec::pipeline::{CastExpr, Expr};
 use zerostack_spec::projection::{Cast, CastInput, Projection, ProjectionField};
 
 use crate::rows::Fields;
-use crate::rows::projection::{Eval, Plan};
+use crate::rows::projection::{Eval, Plan, resolve_in};
 use crate::rows::values::{json_to_bson, type_name};
 
 /// A compiled expression.
@@ -159,21 +159,4 @@ fn compile_cast(c: &CastExpr, at: &str) -> Result<Compiled, (String, String)> {
 pub(crate) fn resolve<'d>(doc: &'d Document, path: &[String]) -> Option<Cow<'d, Bson>> {
     let (first, rest) = path.split_first()?;
     resolve_in(doc.get(first)?, rest)
-}
-
-fn resolve_in<'d>(v: &'d Bson, rest: &[String]) -> Option<Cow<'d, Bson>> {
-    if rest.is_empty() {
-        return Some(Cow::Borrowed(v));
-    }
-    match v {
-        Bson::Document(d) => resolve_in(d.get(&rest[0])?, &rest[1..]),
-        Bson::Array(items) => Some(Cow::Owned(Bson::Array(
-            items
-                .iter()
-                .filter(|e| matches!(e, Bson::Document(_) | Bson::Array(_)))
-                .filter_map(|e| resolve_in(e, rest).map(Cow::into_owned))
-                .collect(),
-        ))),
-        _ => None,
-    }
 }

@@ -86,20 +86,7 @@ impl CompiledPipeline {
             .enumerate()
             .map(|(i, s)| CompiledStage::compile(s, &format!("pipeline[{i}]")).map_err(err))
             .collect::<Result<Vec<_>, _>>()?;
-        let key_columns = spec
-            .primary_key
-            .iter()
-            .map(|k| {
-                spec.columns
-                    .iter()
-                    .position(|c| &c.server_name == k)
-                    .ok_or_else(|| RowsError::Compile {
-                        table: spec.name.clone(),
-                        path: "primaryKey".into(),
-                        message: format!("key column {k:?} is not a column"),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let key_columns = crate::rows::key_positions(spec)?;
         Ok(CompiledPipeline {
             inputs: inputs(spec, pipeline),
             needs_pre_images: pipeline.needs_pre_images(&spec.primary_key),

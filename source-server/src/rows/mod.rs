@@ -63,6 +63,23 @@ pub struct Coercion {
     pub expected: ColumnType,
 }
 
+/// Where each primary-key column is among the table's columns (plain and pipeline tables).
+pub(crate) fn key_positions(spec: &TableSpec) -> Result<Vec<usize>, RowsError> {
+    spec.primary_key
+        .iter()
+        .map(|k| {
+            spec.columns
+                .iter()
+                .position(|c| &c.server_name == k)
+                .ok_or_else(|| RowsError::Compile {
+                    table: spec.name.clone(),
+                    path: "primaryKey".into(),
+                    message: format!("key column {k:?} is not a column"),
+                })
+        })
+        .collect()
+}
+
 impl CompiledTable {
     pub fn compile(spec: &TableSpec) -> Result<CompiledTable, RowsError> {
         let err = |(path, message): (String, String)| RowsError::Compile {
@@ -82,20 +99,7 @@ impl CompiledTable {
             .map(|c| Plan::compile(&c.server_name, spec.projection.as_ref()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        let key_columns = spec
-            .primary_key
-            .iter()
-            .map(|k| {
-                spec.columns
-                    .iter()
-                    .position(|c| &c.server_name == k)
-                    .ok_or_else(|| RowsError::Compile {
-                        table: spec.name.clone(),
-                        path: "primaryKey".into(),
-                        message: format!("key column {k:?} is not a column"),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let key_columns = key_positions(spec)?;
         Ok(CompiledTable {
             spec: spec.clone(),
             filter,

@@ -203,7 +203,9 @@ fn resolve_path(doc: &Fields<'_>, path: &[String]) -> Option<Bson> {
     resolve_in(&top, rest).map(Cow::into_owned)
 }
 
-fn resolve_in<'a>(v: &'a Bson, rest: &[String]) -> Option<Cow<'a, Bson>> {
+/// The value at `rest` below `v`, MongoDB's way: through an array, the values of its documents
+/// (and nested arrays) at that path. Pipelines resolve their field paths with it too.
+pub(crate) fn resolve_in<'a>(v: &'a Bson, rest: &[String]) -> Option<Cow<'a, Bson>> {
     if rest.is_empty() {
         return Some(Cow::Borrowed(v));
     }
