@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use bson::doc;
 use common::*;
 use serde_json::Value;
-use zerostack_harness::{Mongo, Postgres, ZeroCache, ZeroCacheOptions, http, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, http, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text"];
 
@@ -38,8 +38,6 @@ async fn zero_cache_resumes_from_an_acked_keepalive_watermark() -> anyhow::Resul
     let dir = service_temp_dir("keepalive")?;
     let mongo = Mongo::start_in(dir.path().join("mongo")).await?;
     let pg = Postgres::start_in(dir.path().join("pg")).await?;
-    pg.create_db("zero_cvr").await?;
-    pg.create_db("zero_cdc").await?;
     let db = mongo.client().await?.database("app");
     let messages = db.collection::<bson::Document>("messages");
     let seed: Vec<bson::Document> = (0..100)
@@ -61,16 +59,7 @@ async fn zero_cache_resumes_from_an_acked_keepalive_watermark() -> anyhow::Resul
         &[("CONFIG_FILE", &config)],
     )
     .await?;
-    let mut zero = ZeroCache::start_in(
-        dir.path().join("zero"),
-        ZeroCacheOptions {
-            upstream_url: source.ws_url(),
-            cvr_db: pg.url("zero_cvr"),
-            change_db: pg.url("zero_cdc"),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let mut zero = start_zero_cache(dir.path(), &source, &pg).await?;
     let want = mongo_rows(&db, "messages", doc! {}, COLUMNS).await?;
     wait_replica_equals(&zero, "initial sync", "messages", COLUMNS, &want).await?;
     messages

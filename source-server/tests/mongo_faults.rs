@@ -18,7 +18,7 @@ use bson::doc;
 use common::*;
 use serde_json::Value;
 use zerostack_harness::mongo::MongoReplicaSet;
-use zerostack_harness::{Mongo, Postgres, ZeroCache, ZeroCacheOptions, http, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, ZeroCache, http, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text"];
 
@@ -126,25 +126,6 @@ async fn expect_replica_equals_mongodb(
     wait_replica_equals(zero, what, "messages", COLUMNS, &want).await
 }
 
-async fn start_zero(
-    dir: &std::path::Path,
-    source: &SourceServer,
-    pg: &Postgres,
-) -> anyhow::Result<ZeroCache> {
-    pg.create_db("zero_cvr").await?;
-    pg.create_db("zero_cdc").await?;
-    ZeroCache::start_in(
-        dir.join("zero"),
-        ZeroCacheOptions {
-            upstream_url: source.ws_url(),
-            cvr_db: pg.url("zero_cvr"),
-            change_db: pg.url("zero_cdc"),
-            ..Default::default()
-        },
-    )
-    .await
-}
-
 async fn seed(db: &mongodb::Database) -> anyhow::Result<()> {
     let seed: Vec<bson::Document> = (0..200)
         .map(|i| doc! {"_id": format!("seed{i}"), "roomId": "r1", "text": format!("seed {i}")})
@@ -161,7 +142,7 @@ async fn a_kill9_of_mongod_under_load_loses_and_repeats_nothing() -> anyhow::Res
     let db = mongo.client().await?.database("app");
     seed(&db).await?;
     let source = SourceServer::start(&dir.path().join("source"), &mongo.uri(), "app", &[]).await?;
-    let zero = start_zero(dir.path(), &source, &pg).await?;
+    let zero = start_zero_cache(dir.path(), &source, &pg).await?;
     expect_replica_equals_mongodb(&zero, &db, &BTreeSet::new(), "initial sync").await?;
 
     let before = connection_ids(&source).await?;
@@ -212,7 +193,7 @@ async fn a_primary_step_down_under_load_loses_and_repeats_nothing() -> anyhow::R
     let db = rs.client().await?.database("app");
     seed(&db).await?;
     let source = SourceServer::start(&dir.path().join("source"), &rs.uri(), "app", &[]).await?;
-    let zero = start_zero(dir.path(), &source, &pg).await?;
+    let zero = start_zero_cache(dir.path(), &source, &pg).await?;
     expect_replica_equals_mongodb(&zero, &db, &BTreeSet::new(), "initial sync").await?;
 
     let before = connection_ids(&source).await?;

@@ -15,7 +15,7 @@ use anyhow::Context;
 use bson::doc;
 use common::*;
 use zerostack_harness::cases::Cases;
-use zerostack_harness::{Mongo, Postgres, ZeroCache, ZeroCacheOptions, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text"];
 const MIB: usize = 1 << 20;
@@ -38,24 +38,13 @@ async fn events_over_16_mib_never_stall_the_stream() -> anyhow::Result<()> {
     let dir = service_temp_dir("oversized")?;
     let mongo = Mongo::start_in(dir.path().join("mongo")).await?;
     let pg = Postgres::start_in(dir.path().join("pg")).await?;
-    pg.create_db("zero_cvr").await?;
-    pg.create_db("zero_cdc").await?;
     let db = mongo.client().await?.database("app");
     let messages = db.collection::<bson::Document>("messages");
     messages
         .insert_one(doc! {"_id": "m0", "roomId": "r", "text": "seed"})
         .await?;
     let source = SourceServer::start(&dir.path().join("source"), &mongo.uri(), "app", &[]).await?;
-    let zero = ZeroCache::start_in(
-        dir.path().join("zero"),
-        ZeroCacheOptions {
-            upstream_url: source.ws_url(),
-            cvr_db: pg.url("zero_cvr"),
-            change_db: pg.url("zero_cdc"),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let zero = start_zero_cache(dir.path(), &source, &pg).await?;
     let mut cases = Cases::new("oversized");
 
     cases

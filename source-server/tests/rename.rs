@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bson::doc;
 use common::*;
-use zerostack_harness::{Mongo, Postgres, ZeroCache, ZeroCacheOptions, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text"];
 
@@ -18,8 +18,6 @@ async fn a_collection_renamed_onto_a_mapped_name_replaces_its_rows() -> anyhow::
     let dir = service_temp_dir("rename")?;
     let mongo = Mongo::start_in(dir.path().join("mongo")).await?;
     let pg = Postgres::start_in(dir.path().join("pg")).await?;
-    pg.create_db("zero_cvr").await?;
-    pg.create_db("zero_cdc").await?;
     let client = mongo.client().await?;
     let db = client.database("app");
     let old: Vec<bson::Document> = (0..50)
@@ -27,16 +25,7 @@ async fn a_collection_renamed_onto_a_mapped_name_replaces_its_rows() -> anyhow::
         .collect();
     db.collection("messages").insert_many(old).await?;
     let source = SourceServer::start(&dir.path().join("source"), &mongo.uri(), "app", &[]).await?;
-    let mut zero = ZeroCache::start_in(
-        dir.path().join("zero"),
-        ZeroCacheOptions {
-            upstream_url: source.ws_url(),
-            cvr_db: pg.url("zero_cvr"),
-            change_db: pg.url("zero_cdc"),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let mut zero = start_zero_cache(dir.path(), &source, &pg).await?;
     let want = mongo_rows(&db, "messages", doc! {}, COLUMNS).await?;
     wait_replica_equals(&zero, "initial sync", "messages", COLUMNS, &want).await?;
 

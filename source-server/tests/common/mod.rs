@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
-use zerostack_harness::{ManagedProcess, free_port, http};
+use zerostack_harness::{ManagedProcess, Postgres, ZeroCache, ZeroCacheOptions, free_port, http};
 
 pub const TOKEN: &str = "test-token-Zq8";
 
@@ -338,4 +338,25 @@ pub async fn mongo_rows(
             )
         })
         .collect())
+}
+
+/// zero-cache (under `dir/zero`) replicating from `source`, with its CVR and change databases
+/// created in `pg` first: the set-up of every test that goes through the real zero-cache.
+pub async fn start_zero_cache(
+    dir: &Path,
+    source: &SourceServer,
+    pg: &Postgres,
+) -> anyhow::Result<ZeroCache> {
+    pg.create_db("zero_cvr").await?;
+    pg.create_db("zero_cdc").await?;
+    ZeroCache::start_in(
+        dir.join("zero"),
+        ZeroCacheOptions {
+            upstream_url: source.ws_url(),
+            cvr_db: pg.url("zero_cvr"),
+            change_db: pg.url("zero_cdc"),
+            ..Default::default()
+        },
+    )
+    .await
 }
