@@ -7,6 +7,7 @@
 //! Every process is started in its own process group and stopped by PID; nothing is looked up
 //! or killed by name.
 
+pub mod balancer;
 pub mod cases;
 pub mod cluster;
 pub mod http;
