@@ -85,6 +85,11 @@ pub struct Room {
     pub member_ids: Vec<String>,
     #[serde(default)]
     pub usernames: Vec<String>,
+    /// The members, one entry per `subscriptions` document of the room, rewritten from them in
+    /// the transaction of every membership change (see `domain::members`). The Zero
+    /// table `roomMembers` is a pipeline mapping that unwinds this array.
+    #[serde(default)]
+    pub members: Vec<Member>,
     #[serde(default)]
     pub message_count: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,6 +99,23 @@ pub struct Room {
     pub created_by: String,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+/// One entry of a room's `members`: who, and since when.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: String,
+    pub joined_at: DateTime,
+}
+
+impl Member {
+    pub fn of(sub: &Subscription) -> Member {
+        Member {
+            user_id: sub.user_id.clone(),
+            joined_at: sub.joined_at,
+        }
+    }
 }
 
 /// The sender summary stored on user messages.
@@ -266,7 +288,12 @@ impl Db {
             SESSIONS,
         ] {
             if !existing.iter().any(|n| n == name) {
-                match self.database.create_collection(name).await {
+                let mut create = self.database.create_collection(name);
+                if name == ROOMS {
+                    // Created with images on, so no change can precede them.
+                    create = create.change_stream_pre_and_post_images(images_on());
+                }
+                match create.await {
                     Ok(()) => {}
                     // Another replica created it at the same moment (NamespaceExists).
                     Err(e) if error_code(&e) == Some(48) => {}
@@ -274,6 +301,12 @@ impl Db {
                 }
             }
         }
+        // `roomMembers` unwinds `rooms.members`: after an update or a delete the source needs
+        // the room as it was to know which rows are gone, so it refuses to start without
+        // pre-images on `rooms`. Idempotent, and needed for databases created before.
+        self.database
+            .run_command(doc! {"collMod": ROOMS, "changeStreamPreAndPostImages": {"enabled": true}})
+            .await?;
         let unique = || IndexOptions::builder().unique(true).build();
         self.users
             .create_index(
@@ -347,8 +380,17 @@ impl Db {
                     .build(),
             )
             .await?;
+        // Rooms written before `members` existed get it from their subscriptions (after the
+        // `roomId` index above, which the backfill reads by).
+        crate::domain::members::backfill_members(self).await?;
         Ok(())
     }
+}
+
+fn images_on() -> mongodb::options::ChangeStreamPreAndPostImages {
+    mongodb::options::ChangeStreamPreAndPostImages::builder()
+        .enabled(true)
+        .build()
 }
 
 /// The server error code of a MongoDB error, if it carries one.

@@ -11,7 +11,8 @@ use mongodb::{ClientSession, Collection};
 use serde::Serialize;
 
 use crate::db::{
-    Db, LastMessage, Message, Room, Sender, Subscription, USER_MESSAGE_TYPE, User, subscription_id,
+    Db, LastMessage, Member, Message, Room, Sender, Subscription, USER_MESSAGE_TYPE, User,
+    subscription_id,
 };
 use crate::domain::error::DomainError;
 use crate::domain::transaction::{Retry, begin, end};
@@ -220,6 +221,16 @@ pub fn data(now: DateTime) -> SeedData {
                     .unwrap_or_default(),
                 created_at: m.created_at,
             });
+        let subscriptions = members
+            .iter()
+            .map(|m| Subscription {
+                id: subscription_id(id, m),
+                room_id: id.to_string(),
+                user_id: m.to_string(),
+                room_type: t.to_string(),
+                joined_at: created,
+            })
+            .collect::<Vec<_>>();
         let room = Room {
             id: id.to_string(),
             t: t.to_string(),
@@ -230,6 +241,7 @@ pub fn data(now: DateTime) -> SeedData {
             archived: false,
             member_ids: members.iter().map(|m| m.to_string()).collect(),
             usernames: members.iter().map(|m| user(m).username).collect(),
+            members: subscriptions.iter().map(Member::of).collect(),
             message_count: user_messages.len() as i64,
             last_message_at: last.as_ref().map(|l| l.created_at),
             last_message: last,
@@ -237,16 +249,6 @@ pub fn data(now: DateTime) -> SeedData {
             created_at: created,
             updated_at: created,
         };
-        let subscriptions = members
-            .iter()
-            .map(|m| Subscription {
-                id: subscription_id(id, m),
-                room_id: id.to_string(),
-                user_id: m.to_string(),
-                room_type: t.to_string(),
-                joined_at: created,
-            })
-            .collect();
         rooms.push(SeedRoom {
             room,
             subscriptions,

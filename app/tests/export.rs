@@ -31,12 +31,14 @@ fn matches(filter: &Filter, doc: &Value) -> bool {
     })
 }
 
-/// The tables of `config` reading `collection` whose filter admits `doc`.
+/// The plain (filter and projection) tables of `config` reading `collection` whose filter
+/// admits `doc`: the discriminated unions. A pipeline table (`roomMembers` over `rooms`) makes
+/// rows of its own from the same documents and is checked on its own.
 fn tables_for(config: &Config, collection: &str, doc: &Value) -> Vec<String> {
     config
         .tables
         .iter()
-        .filter(|t| t.source == collection)
+        .filter(|t| t.source == collection && config.pipeline(&t.name).is_none())
         .filter(|t| t.filter.as_ref().is_none_or(|f| matches(f, doc)))
         .map(|t| t.name.clone())
         .collect()
@@ -117,6 +119,30 @@ fn exported_files_load_with_the_expected_tables() {
     for t in &config.tables {
         assert_eq!(t.primary_key, ["_id"], "{}", t.name);
     }
+}
+
+/// `roomMembers` is the one pipeline: it unwinds `rooms.members` into rows keyed like
+/// subscriptions, and the source will insist on pre-images for `rooms`.
+#[test]
+fn room_members_is_a_pipeline_over_rooms() {
+    let (dir, config) = export();
+    let pipelines: Vec<&str> = config
+        .tables
+        .iter()
+        .filter(|t| config.pipeline(&t.name).is_some())
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(pipelines, ["roomMembers"]);
+    let table = config.table("roomMembers").unwrap();
+    assert_eq!(table.source, "rooms");
+    assert!(config.needs_pre_images("roomMembers"));
+    let wrapped = read_exported(&dir, "table-mappings.json");
+    let stages = &wrapped["mappings"]["roomMembers"]["pipeline"];
+    assert_eq!(stages[0], json!({"$unwind": "$members"}));
+    assert_eq!(
+        stages[1]["$project"]["_id"],
+        json!({"$concat": ["$_id", ":", "$members.userId"]})
+    );
 }
 
 /// Every message type lands in exactly one table, and no other type does.

@@ -12,12 +12,15 @@
 //! - `validation`: input rules that need no database (ids, texts, limits, clocks).
 //! - `messages`: sending, editing, deleting and listing messages.
 //! - `rooms`: creating, joining, leaving and inviting to rooms; "my rooms".
+//! - `members`: the room's `members` array (what `roomMembers` unwinds), kept equal to its
+//!   subscriptions; the start-up backfill.
 //! - `users`: the caller, named users, user listings.
 //! - `error`: [`error::DomainError`], what all of them return.
 
 pub mod access;
 pub mod commands;
 pub mod error;
+pub mod members;
 pub mod messages;
 pub mod rooms;
 pub mod transaction;

@@ -1,9 +1,9 @@
 //! Rooms and memberships: creating a room, joining, leaving, inviting, and "my rooms".
 //!
-//! A membership is a `subscriptions` row (published to Zero as `roomMembers`) plus the room's
-//! denormalised `memberIds`/`usernames`, written together in the command's transaction, with a
-//! system message in the room's history for every change. Who may join or invite is decided in
-//! `access`.
+//! A membership is a `subscriptions` row plus the room's denormalised `memberIds`/`usernames`
+//! and `members` (which Zero's `roomMembers` unwinds, see `members`), written together in the
+//! command's transaction, with a system message in the room's history for every change. Who may
+//! join or invite is decided in `access`.
 
 use bson::{DateTime, Document, doc};
 use futures::TryStreamExt;
@@ -13,11 +13,12 @@ use serde_json::Value;
 use super::access::{check_may_join, check_member, check_takes_members};
 use super::commands::{Caller, CreateRoom, InviteToRoom};
 use super::error::{DomainError, Result};
+use super::members::sync_members;
 use super::users::{load_caller, load_users};
 use super::validation::{
     MAX_MEMBERS, MAX_NAME_LEN, MAX_TOPIC_LEN, validate_id, validate_optional, validate_room_type,
 };
-use crate::db::{Db, Message, Room, Subscription, User, subscription_id, to_api_json};
+use crate::db::{Db, Member, Message, Room, Subscription, User, subscription_id, to_api_json};
 
 /// The room a command names; a missing room is a 404.
 pub async fn load_room(db: &Db, s: &mut ClientSession, room_id: &str) -> Result<Room> {
@@ -107,6 +108,13 @@ pub async fn create_room(
         archived: false,
         member_ids: members.iter().map(|u| u.id.clone()).collect(),
         usernames: members.iter().map(|u| u.username.clone()).collect(),
+        members: members
+            .iter()
+            .map(|u| Member {
+                user_id: u.id.clone(),
+                joined_at: now,
+            })
+            .collect(),
         message_count: 0,
         last_message: None,
         last_message_at: None,
@@ -118,6 +126,9 @@ pub async fn create_room(
     for m in &members {
         upsert_subscription(db, s, &room, &m.id, now).await?;
     }
+    // The array written above is what these subscriptions say, unless a subscription of this
+    // id was left behind by an earlier room of the same id: then its `joinedAt` wins.
+    sync_members(db, s, &room.id).await?;
     let mut data = doc! {"by": &creator.id, "byUsername": &creator.username};
     if let Some(n) = &room.name {
         data.insert("roomName", n);
@@ -184,6 +195,9 @@ async fn add_members(
         db.messages.insert_one(&msg).session(&mut *s).await?;
         added.push(u.id.clone());
     }
+    if !added.is_empty() {
+        sync_members(db, s, &room.id).await?;
+    }
     Ok(added)
 }
 
@@ -241,6 +255,7 @@ pub async fn leave_room(
         )
         .session(&mut *s)
         .await?;
+    sync_members(db, s, room_id).await?;
     let msg = Message::system(
         room_id,
         "USER_LEFT",

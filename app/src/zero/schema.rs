@@ -10,13 +10,12 @@
 use serde_json::{Value, json};
 use zerostack_spec::filter::Filter;
 use zerostack_spec::mapping::{TableMapping, TableMappings};
+use zerostack_spec::pipeline::Pipeline;
 use zerostack_spec::projection::Projection;
 use zerostack_spec::schema::{ColumnSchema, RelationshipHop, Schema, TableSchema};
 use zerostack_spec::{ColumnType, files};
 
-use crate::db::{
-    MESSAGES, ROOM_TYPES, ROOMS, SUBSCRIPTIONS, SYSTEM_MESSAGE_TYPES, USER_MESSAGE_TYPE, USERS,
-};
+use crate::db::{MESSAGES, ROOM_TYPES, ROOMS, SYSTEM_MESSAGE_TYPES, USER_MESSAGE_TYPE, USERS};
 
 /// A column's Zero type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +56,9 @@ pub struct TableDef {
     pub source: &'static str,
     /// A MongoDB filter (only `$eq` / `$in` on `t` are used).
     pub filter: Option<Value>,
+    /// A pipeline instead of filter and projection: the table's rows are what the pipeline's
+    /// `$project` makes of each document.
+    pub pipeline: Option<Value>,
     pub columns: Vec<Col>,
 }
 
@@ -97,6 +99,7 @@ pub fn tables() -> Vec<TableDef> {
         name: "users",
         source: USERS,
         filter: None,
+        pipeline: None,
         columns: vec![
             ("_id", S, false),
             ("username", S, false),
@@ -114,6 +117,7 @@ pub fn tables() -> Vec<TableDef> {
             name: table,
             source: ROOMS,
             filter: Some(json!({"t": {"$eq": t}})),
+            pipeline: None,
             // Direct chats have no name of their own.
             columns: room_columns(t == "d"),
         });
@@ -122,6 +126,7 @@ pub fn tables() -> Vec<TableDef> {
         name: "userMessages",
         source: MESSAGES,
         filter: Some(json!({"t": {"$eq": USER_MESSAGE_TYPE}})),
+        pipeline: None,
         columns: vec![
             ("_id", S, false),
             ("roomId", S, false),
@@ -139,6 +144,7 @@ pub fn tables() -> Vec<TableDef> {
         name: "systemMessages",
         source: MESSAGES,
         filter: Some(json!({"t": {"$in": SYSTEM_MESSAGE_TYPES}})),
+        pipeline: None,
         columns: vec![
             ("_id", S, false),
             ("roomId", S, false),
@@ -148,10 +154,24 @@ pub fn tables() -> Vec<TableDef> {
             ("updatedAt", N, false),
         ],
     });
+    // One row per element of `rooms.members`, with the id a subscription has
+    // (`<roomId>:<userId>`, `db::subscription_id`), so rows and subscriptions name each other.
+    // A pipeline rather than a mapping of `subscriptions`, so the rows come from the room
+    // document itself: its members and its type change in one write.
     out.push(TableDef {
         name: "roomMembers",
-        source: SUBSCRIPTIONS,
+        source: ROOMS,
         filter: None,
+        pipeline: Some(json!([
+            {"$unwind": "$members"},
+            {"$project": {
+                "_id": {"$concat": ["$_id", ":", "$members.userId"]},
+                "roomId": "$_id",
+                "userId": "$members.userId",
+                "roomType": "$t",
+                "joinedAt": "$members.joinedAt",
+            }},
+        ])),
         columns: vec![
             ("_id", S, false),
             ("roomId", S, false),
@@ -240,11 +260,18 @@ fn to_filter(json: &Value) -> Filter {
 pub fn mappings() -> TableMappings {
     let mut out = TableMappings::wrapped();
     for t in tables() {
-        let mut m = TableMapping::new(t.source)
-            .projection(Projection::include(t.columns.iter().map(|(c, _, _)| *c)));
-        if let Some(f) = &t.filter {
-            m = m.filter(to_filter(f));
-        }
+        let m = match &t.pipeline {
+            Some(p) => TableMapping::new(t.source)
+                .pipeline(Pipeline::from_json(p).expect("the built-in pipelines are valid")),
+            None => {
+                let mut m = TableMapping::new(t.source)
+                    .projection(Projection::include(t.columns.iter().map(|(c, _, _)| *c)));
+                if let Some(f) = &t.filter {
+                    m = m.filter(to_filter(f));
+                }
+                m
+            }
+        };
         out = out.with(t.name, m);
     }
     out.metadata =
@@ -309,18 +336,31 @@ mod tests {
         }
     }
 
+    /// A plain table's projection, or a pipeline's last stage (a `$project`), names exactly
+    /// the table's columns: nothing unpublished leaks, nothing published is missing.
     #[test]
     fn projections_list_exactly_the_columns() {
         let schema = schema_json();
         let mappings = mappings_json();
         for (name, table) in schema["tables"].as_object().unwrap() {
             let cols: Vec<&String> = table["columns"].as_object().unwrap().keys().collect();
-            let proj: Vec<&String> = mappings[name]["projection"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .collect();
+            let m = &mappings[name];
+            let proj = match m["pipeline"].as_array() {
+                Some(stages) => &stages.last().unwrap()["$project"],
+                None => &m["projection"],
+            };
+            let proj: Vec<&String> = proj.as_object().unwrap().keys().collect();
             assert_eq!(cols, proj, "{name}");
         }
+    }
+
+    #[test]
+    fn room_members_is_a_pipeline_over_rooms_that_needs_pre_images() {
+        let m = mappings();
+        let members = m.get("roomMembers").unwrap();
+        assert_eq!(members.source, ROOMS);
+        assert!(members.filter.is_none() && members.projection.is_none());
+        let pipeline = members.pipeline.as_ref().unwrap();
+        assert!(pipeline.needs_pre_images(&["_id".to_string()]));
     }
 }
