@@ -163,6 +163,12 @@ pub async fn load(settings: &Settings) -> Result<Loaded, LoadError> {
         clients_collection: settings.clients_collection.clone(),
         mutations_collection: settings.mutations_collection.clone(),
     });
+    compile(config)
+}
+
+/// Compiles a checked configuration's tables and pipelines (also used for the configuration a
+/// replica was built from, when a schema change is applied in place).
+pub fn compile(config: Config) -> Result<Loaded, LoadError> {
     let mut tables = Vec::with_capacity(config.tables.len());
     let mut pipelines = HashMap::new();
     for t in &config.tables {

@@ -5,10 +5,13 @@
 //! - `transactions`: streaming after a resume point; change events are grouped by MongoDB
 //!   transaction and coalesced into Zero transactions;
 //! - `row_changes`: one change event → the data messages of every table its collection feeds;
-//! - `reset`: every reason to answer `reset-required` instead.
+//! - `reset`: every reason to answer `reset-required` instead;
+//! - `config_history`, `schema_diff`: the configuration each replica has, and what changed since;
 
+pub mod config_history;
 pub mod initial_sync;
 pub mod reset;
 pub mod row_changes;
+pub mod schema_diff;
 pub mod session;
 pub mod transactions;
