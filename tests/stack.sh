@@ -5,6 +5,8 @@
 # stops everything on Ctrl-C.
 #   STACK_DIR=dir   keep the state (data, logs, secrets) there instead of a temp dir
 #   SOURCE_PORT / ZERO_PORT / APP_PORT   preferred ports (8001 / 4848 / 8011)
+#   --view-syncers N / VIEW_SYNCERS=N   a replication-manager (Litestream backup in the state
+#                   dir) and N view-syncers instead of one zero-cache; the first on ZERO_PORT
 # The app's dev login is turned on (DEV_LOGIN=true), and the script says so.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

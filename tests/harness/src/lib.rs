@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod process;
 pub mod stack;
 pub mod state;
+pub mod view_syncers;
 pub mod zero_cache;
 
 pub use mongo::Mongo;

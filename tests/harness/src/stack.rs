@@ -1,6 +1,8 @@
 //! The whole ZeroStack as local processes: a MongoDB replica set, PostgreSQL, source-server
 //! loaded with `zrocket export`, zero-cache 1.9.0 wired to the app's mutate and query endpoints,
-//! and `zrocket serve` with the demo data seeded. The one launcher behind `tests/stack.sh` and
+//! and `zrocket serve` with the demo data seeded; or, with [`StackOptions::view_syncers`] > 0,
+//! zero-cache as a replication-manager and that many view-syncers ([`crate::view_syncers`]).
+//! The one launcher behind `tests/stack.sh` and
 //! every end-to-end test that needs the whole stack, so they all start it the same way.
 //!
 //! Needs the `source-server` and `zrocket` binaries of the current build profile (`cargo build
@@ -19,6 +21,9 @@ use crate::mongo::Mongo;
 use crate::postgres::Postgres;
 use crate::process::{ManagedProcess, run};
 use crate::state::{StateDir, free_port, free_port_block};
+use crate::view_syncers::{
+    ViewSyncers, change_streamer_uri, file_backup_url, start_replication_manager,
+};
 use crate::zero_cache::{ZeroCache, ZeroCacheOptions};
 
 /// The database the app and the source share.
@@ -69,6 +74,10 @@ pub struct StackOptions {
     pub web_dir: Option<PathBuf>,
     /// Turn on the app's password-less dev login (`DEV_LOGIN=true`); off for tests.
     pub dev_login: bool,
+    /// 0: one zero-cache (the default). N > 0: a replication-manager backing up to
+    /// `<state>/backup` and N view-syncers; the first one takes the zero port and is the URL
+    /// the app gives browsers.
+    pub view_syncers: usize,
 }
 
 impl StackOptions {
@@ -79,6 +88,7 @@ impl StackOptions {
             ports: Ports::default(),
             web_dir: None,
             dev_login: false,
+            view_syncers: 0,
         })
     }
 }
@@ -148,7 +158,10 @@ pub struct Stack {
     pub pg: Postgres,
     pub source: ManagedProcess,
     pub app: ManagedProcess,
+    /// The zero-cache; with view-syncers, the replication-manager (which serves no clients).
     pub zero: ZeroCache,
+    /// The view-syncers, when [`StackOptions::view_syncers`] > 0.
+    pub view_syncers: Option<ViewSyncers>,
     pub source_url: String,
     pub app_url: String,
     /// Every service in start order, with its URL and start-up time.
@@ -270,33 +283,72 @@ impl Stack {
         });
 
         let t = Instant::now();
-        let zero = ZeroCache::start_in(
-            state.service("zero-cache")?,
-            ZeroCacheOptions {
-                upstream_url: format!(
-                    "ws://127.0.0.1:{source_port}/changes/v0/stream?token={}",
-                    secrets.source_token
+        let zero_opts = ZeroCacheOptions {
+            upstream_url: format!(
+                "ws://127.0.0.1:{source_port}/changes/v0/stream?token={}",
+                secrets.source_token
+            ),
+            cvr_db: pg.url("zero_cvr"),
+            change_db: pg.url("zero_cdc"),
+            // Browsers authenticate by cookie: `zero_cache` sets ZERO_*_FORWARD_COOKIES=true
+            // with these URLs, so zero-cache forwards the WebSocket's Cookie header.
+            mutate_url: Some(format!("{app_url}/api/zero/mutate")),
+            query_url: Some(format!("{app_url}/api/zero/query")),
+            port: Some(zero_port),
+            admin_password: Some(secrets.admin_password.clone()),
+            ready_timeout: Some(Duration::from_secs(120)),
+            ..Default::default()
+        };
+        let with_source_log = |e: anyhow::Error| anyhow::anyhow!("{e:#}\n{}", source.log_tail(30));
+        let (zero, view_syncers) = if opts.view_syncers == 0 {
+            let zero = ZeroCache::start_in(state.service("zero-cache")?, zero_opts)
+                .await
+                .map_err(with_source_log)?;
+            started.push(Started {
+                name: "zero-cache",
+                url: zero_url,
+                pid: zero.pid(),
+                startup: t.elapsed(),
+            });
+            (zero, None)
+        } else {
+            let backup = file_backup_url(&state.service("backup")?);
+            let rm = start_replication_manager(
+                &state.service("replication-manager")?,
+                &zero_opts,
+                &backup,
+            )
+            .await
+            .map_err(with_source_log)?;
+            started.push(Started {
+                name: "repl-manager",
+                url: format!(
+                    "{} (change stream {})",
+                    rm.url(),
+                    change_streamer_uri(rm.port())
                 ),
-                cvr_db: pg.url("zero_cvr"),
-                change_db: pg.url("zero_cdc"),
-                // Browsers authenticate by cookie: `zero_cache` sets ZERO_*_FORWARD_COOKIES=true
-                // with these URLs, so zero-cache forwards the WebSocket's Cookie header.
-                mutate_url: Some(format!("{app_url}/api/zero/mutate")),
-                query_url: Some(format!("{app_url}/api/zero/query")),
-                port: Some(zero_port),
-                admin_password: Some(secrets.admin_password.clone()),
-                ready_timeout: Some(Duration::from_secs(120)),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", source.log_tail(30)))?;
-        started.push(Started {
-            name: "zero-cache",
-            url: zero_url,
-            pid: zero.pid(),
-            startup: t.elapsed(),
-        });
+                pid: rm.pid(),
+                startup: t.elapsed(),
+            });
+            let mut vs = ViewSyncers::new(
+                state.service("view-syncers")?,
+                zero_opts,
+                change_streamer_uri(rm.port()),
+            );
+            for i in 0..opts.view_syncers {
+                let t = Instant::now();
+                vs.add()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", rm.log_tail(30)))?;
+                started.push(Started {
+                    name: "view-syncer",
+                    url: vs.url(i),
+                    pid: vs.get(i).pid(),
+                    startup: t.elapsed(),
+                });
+            }
+            (rm, Some(vs))
+        };
 
         Ok(Stack {
             state,
@@ -307,19 +359,32 @@ impl Stack {
             source,
             app,
             zero,
+            view_syncers,
             source_url,
             app_url,
             started,
         })
     }
 
+    /// The URL a client uses: the zero-cache, or the first view-syncer.
+    pub fn client_url(&self) -> String {
+        match &self.view_syncers {
+            Some(vs) if !vs.is_empty() => vs.url(0),
+            _ => self.zero.url(),
+        }
+    }
+
     /// The last lines of every server's logs, for failure messages.
     pub fn log_tails(&self) -> String {
         format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             self.app.log_tail(40),
             self.source.log_tail(40),
-            self.zero.log_tail(60)
+            self.zero.log_tail(60),
+            self.view_syncers
+                .as_ref()
+                .map(|vs| vs.log_tails(40))
+                .unwrap_or_default()
         )
     }
 
@@ -335,13 +400,19 @@ impl Stack {
     pub async fn stop_each(
         mut self,
     ) -> Vec<(&'static str, anyhow::Result<std::process::ExitStatus>)> {
-        vec![
-            ("zrocket", self.app.terminate().await),
+        let mut ended = vec![("zrocket", self.app.terminate().await)];
+        if let Some(vs) = &mut self.view_syncers {
+            for zc in vs.iter_mut() {
+                ended.push(("view-syncer", zc.process().terminate().await));
+            }
+        }
+        ended.extend([
             ("zero-cache", self.zero.process().terminate().await),
             ("source-server", self.source.terminate().await),
             ("postgres", self.pg.process().terminate().await),
             ("mongodb", self.mongo.process().terminate().await),
-        ]
+        ]);
+        ended
     }
 }
 

@@ -5,10 +5,14 @@
 //!
 //! Env: `STACK_DIR` (keep state there; default a temp dir removed at exit), `SOURCE_PORT`
 //! (8001), `ZERO_PORT` (4848), `APP_PORT` (8011): used when free, otherwise free ports.
+//! `--view-syncers N` or `VIEW_SYNCERS=N` (N > 0): zero-cache as a replication-manager backing
+//! up to `<state>/backup` with Litestream plus N view-syncers, the first on `ZERO_PORT`; a
+//! view-syncer that exits is started again like the single zero-cache.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use zerostack_harness::stack::{Ports, Stack, StackOptions};
 use zerostack_harness::{ManagedProcess, StateDir, repo_root};
@@ -31,7 +35,29 @@ fn port(var: &str, default: u16) -> Option<u16> {
     )
 }
 
+/// `--view-syncers N` (or `--view-syncers=N`) wins over `VIEW_SYNCERS`; 0 = one zero-cache.
+fn view_syncers() -> anyhow::Result<usize> {
+    let mut args = std::env::args().skip(1);
+    let mut value = std::env::var("VIEW_SYNCERS").ok().filter(|v| !v.is_empty());
+    while let Some(arg) = args.next() {
+        if arg == "--view-syncers" {
+            value = Some(args.next().context("--view-syncers needs a number")?);
+        } else if let Some(v) = arg.strip_prefix("--view-syncers=") {
+            value = Some(v.to_string());
+        } else {
+            anyhow::bail!("unknown argument {arg:?} (expected --view-syncers N)");
+        }
+    }
+    match value {
+        None => Ok(0),
+        Some(v) => v.trim().parse().with_context(|| {
+            format!("--view-syncers / VIEW_SYNCERS: {v:?} is not a number of view-syncers")
+        }),
+    }
+}
+
 async fn run() -> anyhow::Result<()> {
+    let view_syncers = view_syncers()?;
     let state = match std::env::var_os("STACK_DIR") {
         Some(dir) => StateDir::at(PathBuf::from(dir))?,
         None => StateDir::temp()?,
@@ -47,6 +73,7 @@ async fn run() -> anyhow::Result<()> {
         },
         web_dir: web.is_dir().then_some(web),
         dev_login: std::env::var("DEV_LOGIN").is_ok_and(|v| v == "true"),
+        view_syncers,
     })
     .await?;
 
@@ -86,6 +113,20 @@ async fn run() -> anyhow::Result<()> {
                         println!("stack: zero-cache did not come back: {e}");
                         break;
                     }
+                }
+                let mut lost = false;
+                for (i, vs) in stack.view_syncers.iter_mut().flat_map(|v| v.iter_mut()).enumerate() {
+                    if !vs.is_running() {
+                        let code = vs.process().exit_status().and_then(|s| s.code());
+                        println!("stack: view-syncer {i} exited (code {code:?}); starting it again");
+                        if let Err(e) = vs.start_again().await {
+                            println!("stack: view-syncer {i} did not come back: {e}");
+                            lost = true;
+                        }
+                    }
+                }
+                if lost {
+                    break;
                 }
                 let mut ended = false;
                 for p in [&mut stack.source, &mut stack.app] {
