@@ -13,10 +13,17 @@
 //! resume, and every hour of an open stream, marks the entry used; entries no zero-cache has
 //! used for the retention time (`REGISTRY_RETENTION_HOURS`) are deleted, so the collection
 //! does not grow with every replica ever built.
+//!
+//! Several sources share it (`source.replicas: 2`): an initial sync recorded by one must be
+//! seen by the other on the very next resume, which zero-cache may send there a moment later.
+//! So the registry is always read from the primary, whatever read preference the connection
+//! string gives the rest of the source (a lagging secondary would answer "unknown replica" and
+//! force a needless rebuild).
 
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria};
 use mongodb::{Collection, Database};
 
 use crate::zero::catalog::Shard;
@@ -54,8 +61,11 @@ fn key(replica_version: &str, shard: &Shard) -> Document {
 
 impl ReplicaRegistry {
     pub fn new(db: &Database, collection: &str) -> Self {
+        let primary = CollectionOptions::builder()
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .build();
         ReplicaRegistry {
-            collection: db.collection(collection),
+            collection: db.collection_with_options(collection, primary),
         }
     }
 
@@ -110,7 +120,12 @@ impl ReplicaRegistry {
             .find_one(doc! {"_id": replica_version})
             .await?
         else {
-            return Ok(Verdict::Unknown);
+            // Another source may have moved the old-style entry between our two reads (both
+            // serve the same zero-cache during a fail-over): look for the new key once more.
+            return Ok(match self.collection.find_one(doc! {"_id": &id}).await? {
+                Some(entry) => hash_verdict(&entry),
+                None => Verdict::Unknown,
+            });
         };
         if legacy.get_str("appID").ok() != Some(shard.app_id.as_str())
             || legacy.get_i64("shardNum").ok() != Some(shard.shard_num as i64)
