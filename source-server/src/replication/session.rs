@@ -224,8 +224,10 @@ async fn run<D: Downstream>(
         };
         let mut backoff = Backoff::default();
         // MongoDB going away (a restart, a step-down) breaks the change stream, not zero-cache's
-        // connection: the stream is reopened at the last commit, with backoff, for as long as
-        // zero-cache stays connected. What cannot be retried ends the connection.
+        // connection: the stream is reopened at the last commit, with backoff. What cannot be
+        // retried ends the connection, and so does MongoDB staying away for `HAND_OFF_AFTER`
+        // (see there).
+        let mut failing_since: Option<Instant> = None;
         let mut reopening = false;
         loop {
             // The first open was checked above, with the connection.
@@ -280,6 +282,7 @@ async fn run<D: Downstream>(
                         StreamEnd::Failed(e) => {
                             if opened.elapsed() > HEALTHY_STREAM {
                                 backoff.reset();
+                                failing_since = None;
                             }
                             e
                         }
@@ -289,6 +292,14 @@ async fn run<D: Downstream>(
             let retry = matches!(&failure, ChangeError::Mongo(e) if is_transient(e));
             if !retry || !streamer.discard_unsent() {
                 return Outcome::Failed(failure.to_string());
+            }
+            let down_for = failing_since.get_or_insert_with(Instant::now).elapsed();
+            if down_for >= HAND_OFF_AFTER {
+                return Outcome::Failed(format!(
+                    "MongoDB unreachable for {}s ({failure}); closing so that zero-cache reconnects, \
+                     through the Service, to a replica that reaches it",
+                    down_for.as_secs()
+                ));
             }
             let delay = backoff.next_delay();
             state.metrics.mongodb_reconnects.inc();
@@ -335,6 +346,15 @@ async fn prune_registry(state: &ServerState) {
 
 /// A stream that ran this long before breaking counts as working: the backoff starts over.
 const HEALTHY_STREAM: Duration = Duration::from_secs(10);
+
+/// How long a connection waits for MongoDB to come back before it is closed. Reopening in place
+/// keeps zero-cache's connection through a restart or an election (seconds); but when only this
+/// replica has lost MongoDB (a partition, a node's network) and another replica of the source
+/// still reaches it, holding on would keep zero-cache stale for the whole outage, since a
+/// Service never moves an open connection. Closed, zero-cache reconnects (from its last
+/// watermark, so nothing is lost) and the Service sends it to a ready replica; with a single
+/// replica it simply retries until MongoDB is back.
+const HAND_OFF_AFTER: Duration = Duration::from_secs(30);
 
 async fn close<S>(down: &mut WsDownstream<S>, code: u16, reason: &'static str)
 where
