@@ -77,6 +77,9 @@ pub async fn run(
         .owns(api::<Secret>(&client, ns), owned.clone())
         .owns(api::<PersistentVolumeClaim>(&client, ns), owned.clone())
         .owns(api::<PodDisruptionBudget>(&client, ns), owned.clone())
+        // The view-syncers' HorizontalPodAutoscaler is not watched: its status changes with
+        // every metrics sample, and each change would be a reconcile. One edited or deleted by
+        // hand is put back by the next periodic reconcile (at most 5 minutes).
         .owns(api::<NetworkPolicy>(&client, ns), owned)
         .watches(
             api::<ConfigMap>(&client, ns),

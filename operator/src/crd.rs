@@ -292,19 +292,47 @@ impl Default for SourceSpec {
     }
 }
 
-/// zero-cache. Runs single-node (one replication manager that also serves clients), which is
-/// what Rocicorp supports for a custom change source.
+/// zero-cache. By default one single node (a replication manager that also serves clients);
+/// with `viewSyncers` a replication-manager plus that many view-syncers.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.autoscale) || (has(self.viewSyncers) && self.viewSyncers >= 1)").message("cache.autoscale needs cache.viewSyncers >= 1 (it scales the view-syncers)"))]
+#[x_kube(validation = Rule::new("!has(self.viewSyncers) || self.viewSyncers == 0 || has(self.backup)").message("cache.viewSyncers >= 1 needs cache.backup: view-syncers start from the replication-manager's Litestream backup"))]
 pub struct CacheSpec {
     /// zero-cache version; the image defaults to `rocicorp/zero:<version>`.
     #[serde(default = "default_zero_version")]
     pub version: String,
-    /// Number of zero-cache pods: 0 (stopped) or 1. Multi-node needs litestream backups,
-    /// which custom change sources do not support.
+    /// Number of zero-cache pods: 0 (stopped) or 1. With `viewSyncers`, the replication-manager's
+    /// pods (0 also stops the view-syncers). There is never more than one replication-manager.
     #[serde(default = "one")]
     #[x_kube(validation = Rule::new("self == 0 || self == 1").message("cache.replicas must be 0 or 1 (zero-cache runs single-node with a custom change source)"))]
     pub replicas: i32,
+    /// Number of view-syncers. 0 or absent: one single-node zero-cache (the default). N >= 1: a
+    /// replication-manager (`ZERO_NUM_SYNC_WORKERS=0`, the only pod that reads the change source,
+    /// serving the change stream on port 4849 to the view-syncers only) and a Deployment of N
+    /// view-syncers (`ZERO_CHANGE_STREAMER_URI`) behind the client Service, with session
+    /// affinity. Needs `backup`: a view-syncer starts from the replication-manager's backup. The
+    /// view-syncers roll only once the replication-manager is ready on the new spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("cache.viewSyncers must not be negative"))]
+    pub view_syncers: Option<i32>,
+    /// A HorizontalPodAutoscaler on the view-syncers (needs `viewSyncers`). The operator then
+    /// leaves the view-syncer Deployment's `replicas` to the autoscaler; `viewSyncers` only
+    /// chooses the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleSpec>,
+    /// Litestream backups of the replica (zero-cache's `ZERO_LITESTREAM_*` settings). Required
+    /// with `viewSyncers`; optional for the single node (which then restores from it on start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+    /// The resync lever: change this number to make zero-cache start from a fresh replica (a
+    /// full initial sync from the change source). It names the replica file
+    /// (`replica-g<N>.db`) and the backup folder (`<backup.url>/g<N>`), so neither the old file
+    /// nor the old backup is read again. 0 or absent: the original names (`replica.db`, the
+    /// backup URL as given). Old files are not deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0").message("cache.generation must not be negative"))]
+    pub generation: Option<i64>,
     /// Where the SQLite replica lives.
     #[serde(default)]
     pub storage: CacheStorage,
@@ -333,6 +361,10 @@ impl Default for CacheSpec {
         Self {
             version: default_zero_version(),
             replicas: 1,
+            view_syncers: None,
+            autoscale: None,
+            backup: None,
+            generation: None,
             storage: CacheStorage::default(),
             admin_password_secret_ref: None,
             verify_tokens: false,
@@ -340,6 +372,85 @@ impl Default for CacheSpec {
             log_level: default_log_level(),
             workload: WorkloadSpec::default(),
         }
+    }
+}
+
+/// The view-syncers' HorizontalPodAutoscaler (autoscaling/v2, CPU utilisation).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscale.minReplicas must not exceed autoscale.maxReplicas"))]
+pub struct AutoscaleSpec {
+    /// Fewest view-syncers.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscale.minReplicas must be at least 1"))]
+    pub min_replicas: i32,
+    /// Most view-syncers.
+    #[x_kube(validation = Rule::new("self >= 1").message("autoscale.maxReplicas must be at least 1"))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation (percent of the CPU request) the autoscaler aims at.
+    #[serde(default = "default_target_cpu", rename = "targetCPU")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("autoscale.targetCPU must be between 1 and 100"))]
+    pub target_cpu: i32,
+}
+
+fn default_target_cpu() -> i32 {
+    70
+}
+
+/// Where the replication-manager backs the replica up with Litestream and view-syncers restore
+/// it from. Credentials come only from a Secret.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// The backup location (`ZERO_LITESTREAM_BACKUP_URL`), e.g. `s3://bucket/path`. Any URL
+    /// Litestream accepts (`s3://`, `gs://`, `abs://`, `file://` on a volume every pod shares).
+    #[x_kube(validation = Rule::new("self.matches('^[a-z][a-z0-9+.-]*://.+$')").message("backup.url must be a URL like s3://bucket/path"))]
+    pub url: String,
+    /// S3-compatible endpoint for non-AWS services (`ZERO_LITESTREAM_ENDPOINT`), e.g.
+    /// `http://minio.storage.svc:9000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The bucket's region (`ZERO_LITESTREAM_REGION`), where Litestream cannot detect it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A Secret with the S3 credentials, passed to Litestream as `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` by `secretKeyRef`. Absent: the pods' own identity (e.g. IRSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<BackupCredentialsRef>,
+}
+
+/// Keys of a Secret holding S3 credentials.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupCredentialsRef {
+    /// Name of the Secret.
+    #[x_kube(validation = Rule::new("self != ''").message("secret name must not be empty"))]
+    pub name: String,
+    /// Key of the access key id.
+    #[serde(default = "default_access_key_id_key")]
+    pub access_key_id_key: String,
+    /// Key of the secret access key.
+    #[serde(default = "default_secret_access_key_key")]
+    pub secret_access_key_key: String,
+}
+
+fn default_access_key_id_key() -> String {
+    "AWS_ACCESS_KEY_ID".into()
+}
+fn default_secret_access_key_key() -> String {
+    "AWS_SECRET_ACCESS_KEY".into()
+}
+
+impl CacheSpec {
+    /// The number of view-syncers when the stack runs the replication-manager + view-syncers
+    /// topology; `None` for the single node.
+    pub fn view_syncer_count(&self) -> Option<i32> {
+        self.view_syncers.filter(|n| *n >= 1)
+    }
+
+    /// The resync generation, when one other than the original (0) is chosen.
+    pub fn resync_generation(&self) -> Option<i64> {
+        self.generation.filter(|g| *g > 0)
     }
 }
 
@@ -527,6 +638,10 @@ pub struct ZeroStackStatus {
     /// App pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<ComponentStatus>,
+    /// zero-cache's replication-manager and view-syncers, when `cache.viewSyncers` is set
+    /// (then `cache` counts the view-syncers, the pods that serve clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_topology: Option<CacheTopologyStatus>,
     /// In-cluster URLs of the components.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<Endpoints>,
@@ -545,6 +660,23 @@ pub struct ComponentStatus {
     pub ready_replicas: i32,
     /// Pods running the current pod template.
     pub updated_replicas: i32,
+}
+
+/// The replication-manager + view-syncers topology. The age of the last backup is not here:
+/// zero-cache 1.9.0 keeps it to itself (Litestream's metrics listen on the pod's loopback only,
+/// and zero-cache exports its own backup metrics by OpenTelemetry push, not to a URL the operator
+/// could read).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheTopologyStatus {
+    /// The replication-manager runs the current spec and is ready.
+    pub replication_manager_ready: bool,
+    /// Replication-manager pods.
+    pub replication_manager: ComponentStatus,
+    /// View-syncer pods; desired is the autoscaler's choice when `cache.autoscale` is set.
+    pub view_syncers: ComponentStatus,
+    /// A new view-syncer spec waits for the replication-manager to be ready on its own.
+    pub view_syncers_held: bool,
 }
 
 /// In-cluster endpoints.

@@ -9,6 +9,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod rollout;
 pub mod schema_check;
 pub mod status;
 pub mod telemetry;

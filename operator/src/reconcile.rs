@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ObjectReference, PersistentVolumeClaim, Secret, Service,
 };
@@ -30,7 +31,7 @@ use crate::render::{
     KEY_SOURCE_TOKEN, MANAGER, SOURCE_PORT, component,
 };
 use crate::schema_check::{self, RenderedSchema, SchemaFiles};
-use crate::status::{self, DeploymentObs, Observed, SchemaOutcome};
+use crate::status::{self, DeploymentObs, Observed, SchemaOutcome, TopologyObs};
 
 /// Errors of one reconcile. Messages never contain secret values.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +167,7 @@ async fn report_error(zs: &ZeroStack, ctx: &Context, message: &str) -> Result<()
         },
         source: None,
         cache: None,
+        topology: None,
         app: None,
         error: Some(message.to_string()),
         conflicts: Vec::new(),
@@ -175,6 +177,7 @@ async fn report_error(zs: &ZeroStack, ctx: &Context, message: &str) -> Result<()
     // Keep the last known counts rather than blanking them on an API error.
     st.source = prev.source;
     st.cache = prev.cache;
+    st.cache_topology = prev.cache_topology;
     st.app = prev.app;
     write_status(zs, ctx, st).await
 }
@@ -217,9 +220,28 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
         existing.insert(key, current);
     }
     let mut applied: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let deployment_key = |c: &str| ("Deployment".to_string(), format!("{name}-{c}"));
+    let view_syncers_key = deployment_key(component::VIEW_SYNCER);
+    let mut view_syncers_held = false;
     if conflicts.is_empty() {
         for child in &children {
             let key = (child.kind().to_string(), child.name());
+            // The view-syncers roll only behind a ready replication-manager (rendered, and so
+            // applied, before them); until then their current object stays as it is.
+            if key == view_syncers_key {
+                let rm = applied
+                    .get(&deployment_key(component::REPLICATION_MANAGER))
+                    .and_then(|v| serde_json::from_value::<Deployment>(v.clone()).ok())
+                    .map(|d| DeploymentObs::from_deployment(&d));
+                if !crate::rollout::view_syncers_may_roll(rm.as_ref()) {
+                    view_syncers_held = true;
+                    info!(zerostack = %self::key(zs), "view-syncers wait for the replication-manager to be ready on the new spec");
+                    if let Some(current) = existing.get(&key).cloned().flatten() {
+                        applied.insert(key, to_value(current));
+                    }
+                    continue;
+                }
+            }
             let obj = match existing.get(&key).cloned().flatten() {
                 // Immutable (the content-addressed schema): same name, same content.
                 Some(current) if child.is_immutable() => to_value(current),
@@ -248,7 +270,16 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
     let obs = Observed {
         schema: outcome,
         source: dep(component::SOURCE),
-        cache: dep(component::CACHE),
+        cache: if zs.spec.cache.view_syncer_count().is_none() {
+            dep(component::CACHE)
+        } else {
+            None
+        },
+        topology: zs.spec.cache.view_syncer_count().map(|_| TopologyObs {
+            replication_manager: dep(component::REPLICATION_MANAGER),
+            view_syncers: dep(component::VIEW_SYNCER),
+            view_syncers_held,
+        }),
         app: if zs.spec.app.enabled {
             dep(component::APP)
         } else {
@@ -483,6 +514,10 @@ pub fn owned_kinds() -> Vec<(&'static str, ApiResource)> {
             ApiResource::erase::<PodDisruptionBudget>(&()),
         ),
         ("NetworkPolicy", ApiResource::erase::<NetworkPolicy>(&())),
+        (
+            "HorizontalPodAutoscaler",
+            ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ),
     ]
 }
 

@@ -493,6 +493,7 @@ async fn the_users_schema_config_map_is_never_written_or_owned() {
 async fn a_name_taken_by_a_foreign_object_is_a_condition_never_a_takeover() {
     let mut zs = zerostack("chat");
     zs.spec.source.replicas = 2; // so that a PodDisruptionBudget is rendered
+    multi_node(&mut zs, 2, true); // so that a HorizontalPodAutoscaler is rendered
     assert!(
         zs.spec.network_policy.enabled,
         "NetworkPolicies are on by default"
@@ -597,6 +598,9 @@ fn item_path(child: &render::Child) -> String {
         "Deployment" => "/apis/apps/v1/namespaces/demo/deployments",
         "PodDisruptionBudget" => "/apis/policy/v1/namespaces/demo/poddisruptionbudgets",
         "NetworkPolicy" => "/apis/networking.k8s.io/v1/namespaces/demo/networkpolicies",
+        "HorizontalPodAutoscaler" => {
+            "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers"
+        }
         other => panic!("no path for {other}"),
     };
     format!("{plural}/{}", child.name())
@@ -860,4 +864,217 @@ async fn an_unlabelled_schema_config_map_is_polled_a_labelled_one_is_watched() {
     );
     let labelled = run(&ctx, &fake).await.unwrap();
     assert_eq!(labelled, Action::requeue(Duration::from_secs(300)));
+}
+
+const HPAS: &str = "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers/";
+const RM: &str = "chat-replication-manager";
+const VS: &str = "chat-view-syncer";
+
+/// Turns a stack into the replication-manager + `n` view-syncers topology.
+fn multi_node(zs: &mut ZeroStack, n: i32, autoscale: bool) {
+    zs.spec.cache.view_syncers = Some(n);
+    zs.spec.cache.backup = Some(crate::crd::BackupSpec {
+        url: "s3://backups/chat".into(),
+        endpoint: Some("http://minio.storage.svc:9000".into()),
+        region: None,
+        credentials_secret_ref: None,
+    });
+    zs.spec.cache.autoscale = autoscale.then_some(crate::crd::AutoscaleSpec {
+        min_replicas: 2,
+        max_replicas: 6,
+        target_cpu: 60,
+    });
+}
+
+fn env_of(fake: &ApiServerVerifier, deployment: &str, name: &str) -> Option<String> {
+    let d = fake.get(&format!("{DEPLOYS}{deployment}"))?;
+    d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str().map(String::from))
+}
+
+fn topology(fake: &ApiServerVerifier) -> crate::crd::CacheTopologyStatus {
+    current(fake)
+        .status
+        .and_then(|s| s.cache_topology)
+        .expect("status.cacheTopology")
+}
+
+/// Rocicorp's order: the view-syncers get a new spec only once the replication-manager runs
+/// its own new spec and is ready, on creation and on every later change.
+#[tokio::test]
+async fn view_syncers_roll_only_behind_a_ready_replication_manager() {
+    let mut zs = zerostack("chat");
+    multi_node(&mut zs, 2, false);
+    let (ctx, fake) = setup(&zs);
+    run(&ctx, &fake).await.unwrap();
+    let mut deploys = fake.names_under(DEPLOYS);
+    deploys.sort();
+    assert_eq!(
+        deploys,
+        ["chat-app", RM, "chat-source"],
+        "no view-syncers before the replication-manager is ready"
+    );
+    assert_eq!(
+        env_of(&fake, RM, "ZERO_NUM_SYNC_WORKERS").as_deref(),
+        Some("0")
+    );
+    assert!(topology(&fake).view_syncers_held);
+    assert!(!topology(&fake).replication_manager_ready);
+    let st = current(&fake);
+    assert_eq!(cond(&st, "CacheReady").status, "False");
+    assert!(
+        cond(&st, "CacheReady").message.contains(RM),
+        "{:?}",
+        cond(&st, "CacheReady")
+    );
+
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    let vs = fake
+        .get(&format!("{DEPLOYS}{VS}"))
+        .expect("view-syncers created");
+    assert_eq!(vs["spec"]["replicas"], 2);
+    assert_eq!(
+        env_of(&fake, VS, "ZERO_CHANGE_STREAMER_URI").as_deref(),
+        Some("ws://chat-replication-manager.demo.svc:4849/")
+    );
+    assert!(!topology(&fake).view_syncers_held);
+    assert_eq!(
+        fake.get(&format!("{SERVICES}chat-cache")).unwrap()["spec"]["selector"]["app.kubernetes.io/component"],
+        "view-syncer",
+        "the client Service selects the view-syncers"
+    );
+
+    for d in ["chat-source", "chat-app", VS] {
+        fake.make_ready(NS, d);
+    }
+    run(&ctx, &fake).await.unwrap();
+    let st = current(&fake);
+    assert_eq!(cond(&st, "Ready").status, "True", "{:?}", st.status);
+    let t = topology(&fake);
+    assert!(t.replication_manager_ready);
+    assert_eq!(
+        (t.view_syncers.replicas, t.view_syncers.ready_replicas),
+        (2, 2)
+    );
+    assert_eq!(st.status.unwrap().cache.unwrap().ready_replicas, 2);
+
+    // A change to both: the replication-manager rolls, the view-syncers wait for it.
+    update(&fake, |zs| zs.spec.cache.log_level = "debug".into());
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(
+        env_of(&fake, RM, "ZERO_LOG_LEVEL").as_deref(),
+        Some("debug")
+    );
+    assert_eq!(
+        env_of(&fake, VS, "ZERO_LOG_LEVEL").as_deref(),
+        Some("info"),
+        "view-syncers held while the replication-manager rolls"
+    );
+    assert!(topology(&fake).view_syncers_held);
+    assert_eq!(cond(&current(&fake), "Ready").status, "False");
+    // Still held on the next pass while the replication-manager is not ready.
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(env_of(&fake, VS, "ZERO_LOG_LEVEL").as_deref(), Some("info"));
+    assert!(
+        fake.get(&format!("{DEPLOYS}{VS}")).is_some(),
+        "a held Deployment is never swept"
+    );
+
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(
+        env_of(&fake, VS, "ZERO_LOG_LEVEL").as_deref(),
+        Some("debug")
+    );
+    assert!(!topology(&fake).view_syncers_held);
+}
+
+/// With an autoscaler the operator's apply of the view-syncers never carries `replicas`, so
+/// server-side apply leaves the autoscaler's choice alone; without one it does again.
+#[tokio::test]
+async fn with_an_autoscaler_the_view_syncer_replicas_are_never_applied() {
+    let mut zs = zerostack("chat");
+    multi_node(&mut zs, 2, true);
+    let (ctx, fake) = setup(&zs);
+    run(&ctx, &fake).await.unwrap();
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    let hpa = fake.get(&format!("{HPAS}{VS}")).expect("an autoscaler");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], VS);
+    assert_eq!(hpa["spec"]["minReplicas"], 2);
+    assert_eq!(hpa["spec"]["maxReplicas"], 6);
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let vs_patches = |fake: &ApiServerVerifier| -> Vec<Value> {
+        fake.calls()
+            .into_iter()
+            .filter(|c| c.method == Method::PATCH && c.path == format!("{DEPLOYS}{VS}"))
+            .filter_map(|c| c.body)
+            .collect()
+    };
+    let patches = vs_patches(&fake);
+    assert!(!patches.is_empty(), "the view-syncers were applied");
+    for p in &patches {
+        assert!(p["spec"].get("replicas").is_none(), "replicas applied: {p}");
+    }
+    // Scaled by the autoscaler, reconciled again (the operator's watch fires): still untouched.
+    update(&fake, |zs| zs.spec.cache.log_level = "debug".into());
+    fake.make_ready(NS, RM);
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    let patches = vs_patches(&fake);
+    assert!(!patches.is_empty());
+    for p in &patches {
+        assert!(p["spec"].get("replicas").is_none(), "replicas applied: {p}");
+    }
+
+    // Autoscaler removed: the operator owns replicas again and the autoscaler is deleted.
+    update(&fake, |zs| zs.spec.cache.autoscale = None);
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(
+        fake.get(&format!("{DEPLOYS}{VS}")).unwrap()["spec"]["replicas"],
+        2
+    );
+    assert!(
+        fake.get(&format!("{HPAS}{VS}")).is_none(),
+        "autoscaler deleted"
+    );
+}
+
+/// Back to the single node: the topology's children go, the single node comes back on the
+/// same replica volume (the replication-manager's, so its replica is not lost).
+#[tokio::test]
+async fn switching_topologies_keeps_the_replica_volume_and_sweeps_the_other_topology() {
+    let mut zs = zerostack("chat");
+    multi_node(&mut zs, 2, true);
+    let (ctx, fake) = setup(&zs);
+    run(&ctx, &fake).await.unwrap();
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    let rm = fake.get(&format!("{DEPLOYS}{RM}")).unwrap();
+    assert_eq!(
+        rm["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "chat-cache-data"
+    );
+    update(&fake, |zs| {
+        zs.spec.cache.view_syncers = None;
+        zs.spec.cache.autoscale = None;
+    });
+    run(&ctx, &fake).await.unwrap();
+    let mut deploys = fake.names_under(DEPLOYS);
+    deploys.sort();
+    assert_eq!(deploys, ["chat-app", "chat-cache", "chat-source"]);
+    assert!(fake.get(&format!("{SERVICES}{RM}")).is_none());
+    assert!(fake.get(&format!("{HPAS}{VS}")).is_none());
+    assert_eq!(fake.names_under(PVCS), ["chat-cache-data"]);
+    assert!(current(&fake).status.unwrap().cache_topology.is_none());
 }

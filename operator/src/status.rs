@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::crd::{ComponentStatus, Endpoints, ZeroStack, ZeroStackStatus};
+use crate::crd::{CacheTopologyStatus, ComponentStatus, Endpoints, ZeroStack, ZeroStackStatus};
 
 /// Condition types, in the order they are written.
 pub mod types {
@@ -83,7 +83,8 @@ impl DeploymentObs {
         }
     }
 
-    fn done(&self) -> bool {
+    /// Every pod runs the latest spec and is ready and available: the rollout is over.
+    pub fn done(&self) -> bool {
         self.generation_observed
             && self.updated >= self.replicas
             && self.ready >= self.replicas
@@ -106,8 +107,10 @@ pub struct Observed {
     pub schema: SchemaOutcome,
     /// Source Deployment (None when no valid schema was ever seen).
     pub source: Option<DeploymentObs>,
-    /// zero-cache Deployment.
+    /// The single-node zero-cache Deployment (None with view-syncers).
     pub cache: Option<DeploymentObs>,
+    /// The replication-manager + view-syncers, when `cache.viewSyncers` is set.
+    pub topology: Option<TopologyObs>,
     /// App Deployment (None when disabled).
     pub app: Option<DeploymentObs>,
     /// A reconcile error, already free of secrets.
@@ -117,6 +120,46 @@ pub struct Observed {
     pub conflicts: Vec<String>,
     /// Endpoints to publish.
     pub endpoints: Option<Endpoints>,
+}
+
+/// zero-cache's two Deployments in the replication-manager + view-syncers topology.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TopologyObs {
+    /// The replication-manager's Deployment.
+    pub replication_manager: Option<DeploymentObs>,
+    /// The view-syncers' Deployment.
+    pub view_syncers: Option<DeploymentObs>,
+    /// The view-syncers' new spec was not applied: the replication-manager is not ready yet.
+    pub view_syncers_held: bool,
+}
+
+/// The CacheReady condition of the topology: the replication-manager first (the view-syncers
+/// depend on it), then the view-syncers.
+fn topology_cond(t: &TopologyObs) -> Cond {
+    let rm = component_cond(
+        "the replication-manager",
+        t.replication_manager.as_ref(),
+        "NotCreated",
+    );
+    if !rm.0 {
+        return rm;
+    }
+    let vs = match &t.view_syncers {
+        None => (
+            false,
+            "WaitingForReplicationManager".into(),
+            "the view-syncers are created once the replication-manager is ready".into(),
+        ),
+        Some(_) => component_cond("the view-syncers", t.view_syncers.as_ref(), "NotCreated"),
+    };
+    if !vs.0 {
+        return vs;
+    }
+    (
+        true,
+        "DeploymentAvailable".into(),
+        format!("replication-manager ready; {}", vs.2),
+    )
 }
 
 /// (status, reason, message) of one condition.
@@ -164,7 +207,10 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
         obs.source.as_ref(),
         "WaitingForValidSchema",
     );
-    let cache = component_cond("zero-cache", obs.cache.as_ref(), "NotCreated");
+    let cache = match &obs.topology {
+        Some(t) => topology_cond(t),
+        None => component_cond("zero-cache", obs.cache.as_ref(), "NotCreated"),
+    };
     let app = if zs.spec.app.enabled {
         component_cond("the app", obs.app.as_ref(), "NotCreated")
     } else {
@@ -191,7 +237,10 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
             },
         ),
     };
-    let deployments = [&obs.source, &obs.cache, &obs.app];
+    let (rm, vs) = obs.topology.as_ref().map_or((None, None), |t| {
+        (t.replication_manager.clone(), t.view_syncers.clone())
+    });
+    let deployments = [&obs.source, &obs.cache, &rm, &vs, &obs.app];
     let rolling: Vec<&DeploymentObs> = deployments
         .iter()
         .filter_map(|d| d.as_ref())
@@ -304,7 +353,26 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
         phase: Some(phase.into()),
         conditions,
         source: obs.source.as_ref().map(DeploymentObs::counts),
-        cache: obs.cache.as_ref().map(DeploymentObs::counts),
+        // With view-syncers, `cache` counts the pods that serve clients.
+        cache: obs
+            .cache
+            .as_ref()
+            .or(vs.as_ref())
+            .map(DeploymentObs::counts),
+        cache_topology: obs.topology.as_ref().map(|t| CacheTopologyStatus {
+            replication_manager_ready: t.replication_manager.as_ref().is_some_and(|d| d.done()),
+            replication_manager: t
+                .replication_manager
+                .as_ref()
+                .map(DeploymentObs::counts)
+                .unwrap_or_default(),
+            view_syncers: t
+                .view_syncers
+                .as_ref()
+                .map(DeploymentObs::counts)
+                .unwrap_or_default(),
+            view_syncers_held: t.view_syncers_held,
+        }),
         app: obs.app.as_ref().map(DeploymentObs::counts),
         endpoints: obs.endpoints.clone(),
         schema_hash: match &obs.schema {

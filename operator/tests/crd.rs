@@ -170,6 +170,46 @@ fn cel_rejects_invalid_specs() {
             with(base(), &["shard"], json!(-1)),
             "shard must not be negative",
         ),
+        (
+            with(base(), &["cache", "viewSyncers"], json!(2)),
+            "cache.viewSyncers >= 1 needs cache.backup",
+        ),
+        (
+            with(base(), &["cache", "viewSyncers"], json!(-1)),
+            "cache.viewSyncers must not be negative",
+        ),
+        (
+            with(
+                base(),
+                &["cache", "autoscale"],
+                json!({"minReplicas": 1, "maxReplicas": 3}),
+            ),
+            "cache.autoscale needs cache.viewSyncers >= 1",
+        ),
+        (
+            with(
+                with(
+                    with(base(), &["cache", "viewSyncers"], json!(2)),
+                    &["cache", "backup"],
+                    json!({"url": "s3://b/p"}),
+                ),
+                &["cache", "autoscale"],
+                json!({"minReplicas": 4, "maxReplicas": 3}),
+            ),
+            "autoscale.minReplicas must not exceed",
+        ),
+        (
+            with(
+                with(base(), &["cache", "viewSyncers"], json!(2)),
+                &["cache", "backup"],
+                json!({"url": "bucket/path"}),
+            ),
+            "backup.url must be a URL",
+        ),
+        (
+            with(base(), &["cache", "generation"], json!(-1)),
+            "cache.generation must not be negative",
+        ),
     ];
     for (spec, want) in cases {
         let err = stack(spec.clone())
@@ -180,6 +220,26 @@ fn cel_rejects_invalid_specs() {
             "{spec}: expected {want:?} in {err:?}"
         );
     }
+}
+
+#[test]
+fn cel_accepts_the_view_syncer_topology() {
+    let spec = with(
+        with(
+            with(base(), &["cache", "viewSyncers"], json!(2)),
+            &["cache", "backup"],
+            json!({"url": "s3://zero-backups/prod", "endpoint": "http://minio:9000",
+                   "credentialsSecretRef": {"name": "s3"}}),
+        ),
+        &["cache", "autoscale"],
+        json!({"minReplicas": 2, "maxReplicas": 6, "targetCPU": 60}),
+    );
+    let zs = stack(spec);
+    zs.validate_cel().expect("a valid topology");
+    let creds = zs.spec.cache.backup.as_ref().unwrap();
+    let creds = creds.credentials_secret_ref.as_ref().unwrap();
+    assert_eq!(creds.access_key_id_key, "AWS_ACCESS_KEY_ID", "default key");
+    assert_eq!(zs.spec.cache.autoscale.as_ref().unwrap().target_cpu, 60);
 }
 
 #[test]

@@ -42,6 +42,9 @@ fn check_doc(doc: &Value, origin: &str) -> String {
         ("apps/v1", "Deployment") => parse_as::<apps::Deployment>(doc, origin),
         ("apps/v1", "StatefulSet") => parse_as::<apps::StatefulSet>(doc, origin),
         ("batch/v1", "Job") => parse_as::<batch::Job>(doc, origin),
+        ("autoscaling/v2", "HorizontalPodAutoscaler") => {
+            parse_as::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(doc, origin)
+        }
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => {
             parse_as::<rbac::ClusterRole>(doc, origin)
         }

@@ -111,6 +111,137 @@ fn golden_customised_stack() {
     golden("customised", &zs, &inputs());
 }
 
+fn backup(credentials: bool) -> crate::crd::BackupSpec {
+    crate::crd::BackupSpec {
+        url: "s3://zero-backups/prod".into(),
+        endpoint: credentials.then(|| "http://minio.storage.svc:9000".into()),
+        region: credentials.then(|| "us-east-1".into()),
+        credentials_secret_ref: credentials.then(|| crate::crd::BackupCredentialsRef {
+            name: "backup-credentials".into(),
+            access_key_id_key: "access-key".into(),
+            secret_access_key_key: "secret-key".into(),
+        }),
+    }
+}
+
+/// Replication-manager + 2 view-syncers, a backup with endpoint, region and credentials, and a
+/// resync generation.
+#[test]
+fn golden_view_syncers() {
+    let mut zs = zerostack("prod");
+    zs.spec.cache.view_syncers = Some(2);
+    zs.spec.cache.backup = Some(backup(true));
+    zs.spec.cache.generation = Some(3);
+    golden("view-syncers", &zs, &inputs());
+}
+
+/// The same topology under an autoscaler, with the plainest backup.
+#[test]
+fn golden_view_syncers_autoscaled() {
+    let mut zs = zerostack("prod");
+    zs.spec.cache.view_syncers = Some(2);
+    zs.spec.cache.backup = Some(backup(false));
+    zs.spec.cache.autoscale = Some(crate::crd::AutoscaleSpec {
+        min_replicas: 2,
+        max_replicas: 8,
+        target_cpu: 70,
+    });
+    golden("view-syncers-autoscaled", &zs, &inputs());
+}
+
+/// The single node with a backup (it backs up, and restores on start).
+#[test]
+fn golden_single_node_with_backup() {
+    let mut zs = zerostack("chat");
+    zs.spec.cache.backup = Some(backup(true));
+    golden("single-node-backup", &zs, &inputs());
+}
+
+fn env_value(d: &k8s_openapi::api::apps::v1::Deployment, name: &str) -> Option<String> {
+    d.spec.template.spec.as_ref().unwrap().containers[0]
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+/// The resync lever: a new generation names a new replica file and a new backup folder, on
+/// every role; 0 is the same as absent (the original names).
+#[test]
+fn a_new_generation_means_a_fresh_replica_and_backup() {
+    let mut zs = zerostack("chat");
+    zs.spec.cache.view_syncers = Some(2);
+    zs.spec.cache.backup = Some(backup(false));
+    for (generation, file, url) in [
+        (None, "/data/replica.db", "s3://zero-backups/prod"),
+        (Some(0), "/data/replica.db", "s3://zero-backups/prod"),
+        (Some(7), "/data/replica-g7.db", "s3://zero-backups/prod/g7"),
+    ] {
+        zs.spec.cache.generation = generation;
+        let [rm, vs] = cache::deployments(&zs).try_into().expect("two deployments");
+        assert_eq!(env_value(&rm, "ZERO_REPLICA_FILE").as_deref(), Some(file));
+        assert_eq!(env_value(&vs, "ZERO_REPLICA_FILE").as_deref(), Some(file));
+        assert_eq!(
+            env_value(&rm, "ZERO_LITESTREAM_BACKUP_URL").as_deref(),
+            Some(url)
+        );
+        // View-syncers learn the backup URL from the replication-manager.
+        assert_eq!(env_value(&vs, "ZERO_LITESTREAM_BACKUP_URL"), None);
+        assert_eq!(
+            env_value(&rm, "ZERO_NUM_SYNC_WORKERS").as_deref(),
+            Some("0")
+        );
+        assert_eq!(env_value(&vs, "ZERO_NUM_SYNC_WORKERS"), None);
+    }
+}
+
+/// Backup credentials reach the pods only as `secretKeyRef`s, on both roles.
+#[test]
+fn backup_credentials_come_only_from_the_secret() {
+    let mut zs = zerostack("chat");
+    zs.spec.cache.view_syncers = Some(2);
+    zs.spec.cache.backup = Some(backup(true));
+    for d in cache::deployments(&zs) {
+        let env = d.spec.template.spec.as_ref().unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap();
+        for (name, key) in [
+            ("AWS_ACCESS_KEY_ID", "access-key"),
+            ("AWS_SECRET_ACCESS_KEY", "secret-key"),
+        ] {
+            let e = env.iter().find(|e| e.name == name).expect(name);
+            assert_eq!(e.value, None, "{name} never inline");
+            let r = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .expect("a secretKeyRef");
+            assert_eq!(
+                (r.name.as_str(), r.key.as_str()),
+                ("backup-credentials", key)
+            );
+        }
+        assert_eq!(
+            env_value(&d, "ZERO_LITESTREAM_ENDPOINT").as_deref(),
+            Some("http://minio.storage.svc:9000"),
+            "both roles talk to the same endpoint"
+        );
+    }
+}
+
+/// The single-node rendering does not depend on the new fields being absent or zero.
+#[test]
+fn zero_view_syncers_is_the_single_node() {
+    let mut zs = zerostack("chat");
+    let before = render(&zs, &inputs());
+    zs.spec.cache.view_syncers = Some(0);
+    zs.spec.cache.generation = Some(0);
+    assert_eq!(render(&zs, &inputs()), before);
+}
+
 #[test]
 fn golden_app_disabled_without_schema() {
     let mut zs = zerostack("bare");

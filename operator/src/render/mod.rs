@@ -3,7 +3,8 @@
 //! files, and the reconciler only has to apply what these functions return.
 //!
 //! One file per component: `config` (schema ConfigMap, generated Secret), `source`, `cache`,
-//! `app`, and `policy` (PodDisruptionBudgets, NetworkPolicies).
+//! `app`, and `policy` (PodDisruptionBudgets, NetworkPolicies). `cache` also renders the
+//! replication-manager + view-syncers topology and the view-syncers' autoscaler.
 
 pub mod app;
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod source;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
     PersistentVolumeClaim, PodSecurityContext, ResourceRequirements, SeccompProfile, Secret,
@@ -41,6 +43,8 @@ pub const SCHEMA_HASH_ANNOTATION: &str = "zerostack.dev/schema-hash";
 pub const SOURCE_PORT: i32 = 8001;
 /// Port zero-cache serves clients on.
 pub const CACHE_PORT: i32 = 4848;
+/// Port of the replication-manager's change stream (zero-cache's default: `ZERO_PORT` + 1).
+pub const CHANGE_STREAMER_PORT: i32 = 4849;
 /// Port of the app.
 pub const APP_PORT: i32 = 8011;
 /// Where the schema ConfigMap is mounted in change-source pods.
@@ -92,6 +96,8 @@ pub enum Child {
     Pdb(PodDisruptionBudget),
     /// A NetworkPolicy.
     NetworkPolicy(NetworkPolicy),
+    /// The view-syncers' autoscaler.
+    Hpa(HorizontalPodAutoscaler),
 }
 
 impl Child {
@@ -105,6 +111,7 @@ impl Child {
             Child::Pvc(_) => "PersistentVolumeClaim",
             Child::Pdb(_) => "PodDisruptionBudget",
             Child::NetworkPolicy(_) => "NetworkPolicy",
+            Child::Hpa(_) => "HorizontalPodAutoscaler",
         }
     }
 
@@ -118,6 +125,7 @@ impl Child {
             Child::Pvc(o) => o.name_any(),
             Child::Pdb(o) => o.name_any(),
             Child::NetworkPolicy(o) => o.name_any(),
+            Child::Hpa(o) => o.name_any(),
         }
     }
 
@@ -139,12 +147,14 @@ impl Child {
             Child::Pvc(o) => v(o),
             Child::Pdb(o) => v(o),
             Child::NetworkPolicy(o) => v(o),
+            Child::Hpa(o) => v(o),
         }
     }
 }
 
 /// Every child of the stack, in apply order: config first, then the source, zero-cache and the
-/// app (the order Rocicorp recommends for upgrades), then policies.
+/// app (the order Rocicorp recommends for upgrades; the replication-manager before the
+/// view-syncers), then policies.
 pub fn render(zs: &ZeroStack, inputs: &Inputs) -> Vec<Child> {
     let mut out = Vec::new();
     out.push(Child::Secret(config::generated_secret(
@@ -159,8 +169,10 @@ pub fn render(zs: &ZeroStack, inputs: &Inputs) -> Vec<Child> {
     if let Some(pvc) = cache::pvc(zs) {
         out.push(Child::Pvc(pvc));
     }
-    out.push(Child::Deployment(cache::deployment(zs)));
+    out.extend(cache::deployments(zs).into_iter().map(Child::Deployment));
     out.push(Child::Service(cache::service(zs)));
+    out.extend(cache::replication_manager_service(zs).map(Child::Service));
+    out.extend(cache::hpa(zs).map(Child::Hpa));
     if zs.spec.app.enabled {
         out.push(Child::Deployment(app::deployment(zs)));
         out.push(Child::Service(app::service(zs)));
@@ -178,8 +190,12 @@ pub fn render(zs: &ZeroStack, inputs: &Inputs) -> Vec<Child> {
 pub mod component {
     /// The change source.
     pub const SOURCE: &str = "source";
-    /// zero-cache.
+    /// zero-cache (the single node; also the client Service and the replica volume).
     pub const CACHE: &str = "cache";
+    /// zero-cache's replication-manager (with `cache.viewSyncers`).
+    pub const REPLICATION_MANAGER: &str = "replication-manager";
+    /// zero-cache's view-syncers (with `cache.viewSyncers`).
+    pub const VIEW_SYNCER: &str = "view-syncer";
     /// The app.
     pub const APP: &str = "app";
     /// Shared config objects.

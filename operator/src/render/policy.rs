@@ -1,7 +1,8 @@
 //! Availability and network policies: PodDisruptionBudgets where a component has more than one
 //! pod (never for a singleton, which would block node drains), and the NetworkPolicies (on unless
 //! turned off) that keep the change source private to zero-cache and zero-cache's internal ports
-//! closed.
+//! closed. With view-syncers: a PodDisruptionBudget of at most one view-syncer down at a time,
+//! and the replication-manager's change stream (4849) open to view-syncers only.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +14,15 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{CACHE_PORT, SOURCE_PORT, child_name, component, meta, selector_labels};
+use super::{
+    CACHE_PORT, CHANGE_STREAMER_PORT, SOURCE_PORT, child_name, component, meta, selector_labels,
+};
 use crate::crd::ZeroStack;
 
-/// PDBs (minAvailable 1) for the source and the app when they run more than one pod.
+/// PDBs (minAvailable 1) for the source and the app when they run more than one pod, and
+/// (maxUnavailable 1) for the view-syncers: their count may be the autoscaler's, and one at a
+/// time is what a client's reconnect to another view-syncer absorbs. The replication-manager is
+/// a singleton and gets none.
 pub fn pdbs(zs: &ZeroStack) -> Vec<PodDisruptionBudget> {
     let mut wanted = vec![];
     if zs.spec.source.replicas > 1 {
@@ -39,6 +45,21 @@ pub fn pdbs(zs: &ZeroStack) -> Vec<PodDisruptionBudget> {
             }),
             status: None,
         })
+        .chain(zs.spec.cache.view_syncer_count().map(|_| {
+            let c = component::VIEW_SYNCER;
+            PodDisruptionBudget {
+                metadata: meta(zs, child_name(zs, c), c),
+                spec: Some(PodDisruptionBudgetSpec {
+                    max_unavailable: Some(IntOrString::Int(1)),
+                    selector: Some(LabelSelector {
+                        match_labels: Some(selector_labels(zs, c)),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                status: None,
+            }
+        }))
         .collect()
 }
 
@@ -68,6 +89,41 @@ pub fn network_policies(zs: &ZeroStack) -> Vec<NetworkPolicy> {
             ..Default::default()
         }),
     };
+    let peer = |c: &str| NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(selector_labels(zs, c)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if zs.spec.cache.view_syncer_count().is_some() {
+        return vec![
+            // Only the replication-manager dials the change source; view-syncers never do.
+            policy(
+                component::SOURCE,
+                NetworkPolicyIngressRule {
+                    from: Some(vec![peer(component::REPLICATION_MANAGER)]),
+                    ports: Some(vec![port(SOURCE_PORT)]),
+                },
+            ),
+            // The change stream is for view-syncers only; clients never reach this pod.
+            policy(
+                component::REPLICATION_MANAGER,
+                NetworkPolicyIngressRule {
+                    from: Some(vec![peer(component::VIEW_SYNCER)]),
+                    ports: Some(vec![port(CHANGE_STREAMER_PORT)]),
+                },
+            ),
+            // Clients reach 4848; a view-syncer's other ports stay closed.
+            policy(
+                component::VIEW_SYNCER,
+                NetworkPolicyIngressRule {
+                    from: None,
+                    ports: Some(vec![port(CACHE_PORT)]),
+                },
+            ),
+        ];
+    }
     let cache_pods: BTreeMap<String, String> = selector_labels(zs, component::CACHE);
     vec![
         // Only zero-cache may open the change stream.
