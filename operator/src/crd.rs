@@ -401,6 +401,7 @@ fn default_target_cpu() -> i32 {
 /// it from. Credentials come only from a Secret.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.volumeClaimName) || self.url.startsWith('file:///backup')").message("backup.volumeClaimName is mounted at /backup: backup.url must be file:///backup/..."))]
 pub struct BackupSpec {
     /// The backup location (`ZERO_LITESTREAM_BACKUP_URL`), e.g. `s3://bucket/path`. Any URL
     /// Litestream accepts (`s3://`, `gs://`, `abs://`, `file://` on a volume every pod shares).
@@ -417,6 +418,12 @@ pub struct BackupSpec {
     /// `AWS_SECRET_ACCESS_KEY` by `secretKeyRef`. Absent: the pods' own identity (e.g. IRSA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<BackupCredentialsRef>,
+    /// For a cluster without object storage: a PersistentVolumeClaim of yours, mounted at
+    /// `/backup` in the replication-manager and every view-syncer, with `url:
+    /// file:///backup/<folder>`. It must be ReadWriteMany (NFS, CephFS), or every zero-cache pod
+    /// must run on one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_claim_name: Option<String>,
 }
 
 /// Keys of a Secret holding S3 credentials.

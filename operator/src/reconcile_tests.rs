@@ -878,6 +878,7 @@ fn multi_node(zs: &mut ZeroStack, n: i32, autoscale: bool) {
         endpoint: Some("http://minio.storage.svc:9000".into()),
         region: None,
         credentials_secret_ref: None,
+        volume_claim_name: None,
     });
     zs.spec.cache.autoscale = autoscale.then_some(crate::crd::AutoscaleSpec {
         min_replicas: 2,

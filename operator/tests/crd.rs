@@ -207,6 +207,14 @@ fn cel_rejects_invalid_specs() {
             "backup.url must be a URL",
         ),
         (
+            with(
+                base(),
+                &["cache", "backup"],
+                json!({"url": "s3://b/p", "volumeClaimName": "shared"}),
+            ),
+            "backup.url must be file:///backup/",
+        ),
+        (
             with(base(), &["cache", "generation"], json!(-1)),
             "cache.generation must not be negative",
         ),

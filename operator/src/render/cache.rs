@@ -34,6 +34,8 @@ use crate::crd::{SecretKeyRef, ZeroStack};
 
 /// Where the replica volume is mounted.
 pub const DATA_DIR: &str = "/data";
+/// Where `cache.backup.volumeClaimName` is mounted (for a `file://` backup).
+pub const BACKUP_DIR: &str = "/backup";
 
 /// Which zero-cache process a Deployment runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +137,14 @@ fn litestream_env(zs: &ZeroStack, role: Role) -> Vec<EnvVar> {
     }
     if let Some(region) = &backup.region {
         out.push(env("ZERO_LITESTREAM_REGION", region.clone()));
+    }
+    if role != Role::ViewSyncer
+        && let Some(url) = backup_url(zs)
+    {
+        // zero-cache 1.9.0 hands the Litestream VFS extension (which reads the backup's
+        // watermark in the replication-manager) its URL by assigning `process.env` after start;
+        // the extension's Go runtime only sees the environment the process started with.
+        out.push(env("LITESTREAM_REPLICA_URL", url));
     }
     if let Some(creds) = &backup.credentials_secret_ref {
         let key = |k: &str| SecretKeyRef {
@@ -245,6 +255,34 @@ pub fn role_deployment(zs: &ZeroStack, role: Role) -> Deployment {
         }),
         ..Default::default()
     };
+    let mut volumes = vec![data, tmp];
+    let mut mounts = vec![
+        VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_DIR.into(),
+            ..Default::default()
+        },
+        tmp_mount,
+    ];
+    if let Some(claim) = spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.volume_claim_name.clone())
+    {
+        volumes.push(Volume {
+            name: "backup".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: "backup".into(),
+            mount_path: BACKUP_DIR.into(),
+            ..Default::default()
+        });
+    }
     let mut ports = vec![http_port(CACHE_PORT)];
     if role == Role::ReplicationManager {
         ports.push(ContainerPort {
@@ -272,14 +310,7 @@ pub fn role_deployment(zs: &ZeroStack, role: Role) -> Deployment {
             ..Default::default()
         }),
         resources: Some(resources(&spec.workload.resources, ("500m", "1Gi"), "2Gi")),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: DATA_DIR.into(),
-                ..Default::default()
-            },
-            tmp_mount,
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
     let stopped = spec.replicas == 0;
@@ -294,7 +325,7 @@ pub fn role_deployment(zs: &ZeroStack, role: Role) -> Deployment {
             component: role.component(),
             replicas,
             container,
-            volumes: vec![data, tmp],
+            volumes,
             workload: &spec.workload,
             uid: 1000,
             annotations: BTreeMap::new(),

@@ -121,6 +121,7 @@ fn backup(credentials: bool) -> crate::crd::BackupSpec {
             access_key_id_key: "access-key".into(),
             secret_access_key_key: "secret-key".into(),
         }),
+        volume_claim_name: None,
     }
 }
 
@@ -147,6 +148,21 @@ fn golden_view_syncers_autoscaled() {
         target_cpu: 70,
     });
     golden("view-syncers-autoscaled", &zs, &inputs());
+}
+
+/// A `file://` backup on a shared claim, mounted in both roles.
+#[test]
+fn golden_view_syncers_file_backup() {
+    let mut zs = zerostack("lab");
+    zs.spec.cache.view_syncers = Some(1);
+    zs.spec.cache.backup = Some(crate::crd::BackupSpec {
+        url: "file:///backup/lab".into(),
+        endpoint: None,
+        region: None,
+        credentials_secret_ref: None,
+        volume_claim_name: Some("zero-backups".into()),
+    });
+    golden("view-syncers-file-backup", &zs, &inputs());
 }
 
 /// The single node with a backup (it backs up, and restores on start).
