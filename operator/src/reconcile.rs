@@ -223,9 +223,26 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
     let deployment_key = |c: &str| ("Deployment".to_string(), format!("{name}-{c}"));
     let view_syncers_key = deployment_key(component::VIEW_SYNCER);
     let mut view_syncers_held = false;
+    // The single node and the replication-manager share the replica volume: on a switch of
+    // topology the new one starts only once the other's Deployment is gone (the sweep below
+    // deletes it), so two zero-cache processes never replicate into one file.
+    let (holder, previous_holder) = match zs.spec.cache.view_syncer_count() {
+        None => (component::CACHE, component::REPLICATION_MANAGER),
+        Some(_) => (component::REPLICATION_MANAGER, component::CACHE),
+    };
+    let holder_key = deployment_key(holder);
+    let previous_holder_exists = get(ctx, &ns, "Deployment", &deployment_key(previous_holder).1)
+        .await?
+        .is_some_and(|d| owned_by(&d, zs));
     if conflicts.is_empty() {
         for child in &children {
             let key = (child.kind().to_string(), child.name());
+            if key == holder_key
+                && !crate::rollout::replica_holder_may_start(previous_holder_exists)
+            {
+                info!(zerostack = %self::key(zs), deployment = %key.1, "waiting for the other topology's zero-cache to go before starting on its replica volume");
+                continue;
+            }
             // The view-syncers roll only behind a ready replication-manager (rendered, and so
             // applied, before them); until then their current object stays as it is.
             if key == view_syncers_key {

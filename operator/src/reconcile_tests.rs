@@ -1071,6 +1071,12 @@ async fn switching_topologies_keeps_the_replica_volume_and_sweeps_the_other_topo
         zs.spec.cache.autoscale = None;
     });
     run(&ctx, &fake).await.unwrap();
+    // First pass: the topology goes; the single node waits for the replication-manager's
+    // Deployment to be gone, never sharing the replica volume with it.
+    let mut deploys = fake.names_under(DEPLOYS);
+    deploys.sort();
+    assert_eq!(deploys, ["chat-app", "chat-source"]);
+    run(&ctx, &fake).await.unwrap();
     let mut deploys = fake.names_under(DEPLOYS);
     deploys.sort();
     assert_eq!(deploys, ["chat-app", "chat-cache", "chat-source"]);
@@ -1078,4 +1084,15 @@ async fn switching_topologies_keeps_the_replica_volume_and_sweeps_the_other_topo
     assert!(fake.get(&format!("{HPAS}{VS}")).is_none());
     assert_eq!(fake.names_under(PVCS), ["chat-cache-data"]);
     assert!(current(&fake).status.unwrap().cache_topology.is_none());
+
+    // And into the topology again: the replication-manager waits for the single node to go.
+    update(&fake, |zs| zs.spec.cache.view_syncers = Some(2));
+    run(&ctx, &fake).await.unwrap();
+    assert!(fake.get(&format!("{DEPLOYS}chat-cache")).is_none());
+    assert!(
+        fake.get(&format!("{DEPLOYS}{RM}")).is_none(),
+        "not beside the single node"
+    );
+    run(&ctx, &fake).await.unwrap();
+    assert!(fake.get(&format!("{DEPLOYS}{RM}")).is_some());
 }

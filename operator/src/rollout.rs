@@ -2,6 +2,8 @@
 //! Rocicorp's multi-node upgrade order, replication-manager before view-syncers. A view-syncer
 //! restores the replication-manager's backup and follows its change stream, so a new view-syncer
 //! spec meeting an old (or not yet running) replication-manager is the combination to avoid.
+//! And on a switch of topology, the single node and the replication-manager never both run on
+//! the one replica volume.
 //! Pure, so the rule is tested without an API server; `reconcile` applies it.
 
 use crate::status::DeploymentObs;
@@ -13,6 +15,14 @@ use crate::status::DeploymentObs;
 /// yet), and the watch on the replication-manager's Deployment brings the next reconcile.
 pub fn view_syncers_may_roll(replication_manager: Option<&DeploymentObs>) -> bool {
     replication_manager.is_some_and(DeploymentObs::done)
+}
+
+/// Whether the Deployment that replicates into the stack's replica volume (the single node, or
+/// the replication-manager) may be applied: only once the other topology's Deployment, which
+/// used the same volume and file, no longer exists. Two zero-cache processes replicating into
+/// one SQLite file would each apply the change stream to it.
+pub fn replica_holder_may_start(previous_holder_exists: bool) -> bool {
+    !previous_holder_exists
 }
 
 #[cfg(test)]
