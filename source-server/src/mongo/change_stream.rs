@@ -1,10 +1,11 @@
 //! A MongoDB change stream driven by hand, read as raw BSON.
 //!
 //! Why not the driver's `ChangeStream`: a Zero transaction may only be committed once its MongoDB
-//! transaction is complete, and the only signal for that is a `getMore` that comes back empty.
-//! With one fixed await time, every commit at the end of a burst would wait for it. Here, when a
-//! transaction might still have events in flight we probe with a very short wait, and when the
-//! stream is idle we long-poll. Any error simply ends the stream: the WebSocket closes, zero-cache
+//! transaction is complete. A reply MongoDB ended because it had nothing more (under the batch
+//! size and far under 16 MiB: [`reply_was_drained`]) says so at once; after a full reply the
+//! only signal is a `getMore` that comes back empty, and with one fixed await time every commit
+//! at the end of a burst would wait for it. Here, after a full reply we probe with a very short
+//! wait, and when the stream is idle (or the last reply was drained) we long-poll. Any error simply ends the stream: the WebSocket closes, zero-cache
 //! reconnects with its last durable watermark, and we resume from MongoDB's own oplog position.
 //!
 //! Probes go through the driver's raw batch cursor (its await time is the probe time): each
@@ -83,6 +84,30 @@ pub struct Batch {
     pub events: Vec<ChangeEvent>,
     /// The cluster time of the post-batch resume token.
     pub resume_time: Option<ClusterTime>,
+    /// MongoDB ended this reply because it had nothing more to give, not because the reply
+    /// was full (see [`reply_was_drained`]): every event of each oplog entry it read is in
+    /// it, so the last event's cluster time has no more events to come.
+    pub drained: bool,
+}
+
+/// A reply of at least this many bytes may have been cut by MongoDB's 16 MiB reply limit
+/// (the next event did not fit) rather than drained; see [`reply_was_drained`].
+pub const MAY_BE_CUT_BY_SIZE: usize = 8 << 20;
+
+/// Whether a reply of `items` raw events and `bytes` bytes of events, asked for with
+/// `batch_size`, ended because the server's change stream ran dry.
+///
+/// MongoDB fills a `getMore` until `batchSize` events, until the next event would not fit
+/// in 16 MiB, or until the oplog it can see is exhausted; a tailable cursor with events in
+/// hand returns at once at that end instead of waiting. One oplog entry (a plain write, a
+/// batched delete's or a transaction's `applyOps`) is unwound into its events before the
+/// stream reads the next, so a reply that ran dry holds all of its last entry's events.
+/// A reply under the batch size and under [`MAY_BE_CUT_BY_SIZE`] was not cut by count, and
+/// could only have been cut by size if the next event were over 8 MiB. The events that can
+/// share a cluster time without a transaction (one `applyOps`: a batched `deleteMany`, an
+/// `applyOps` command) are checked on real MongoDB in `tests/commit_grouping.rs`.
+pub fn reply_was_drained(items: usize, bytes: usize, batch_size: u32) -> bool {
+    items < batch_size as usize && bytes < MAY_BE_CUT_BY_SIZE
 }
 
 /// How long the next `getMore` may wait for events.
@@ -192,11 +217,13 @@ impl ChangeCursor {
 
     /// The next batch.
     pub async fn next_batch(&mut self, wait: Wait) -> Result<Batch, ChangeError> {
-        let events = match (self.pending_first.take(), wait) {
+        let batch_size = self.batch_size;
+        let (events, drained) = match (self.pending_first.take(), wait) {
             (Some(first), _) => raw_events(
                 first.as_raw_document(),
                 &mut self.resume_time,
                 &self.collections,
+                batch_size,
             )?,
             (None, Wait::Probe) => {
                 let reply = match self.cursor.stream(&mut self.session).next().await {
@@ -207,6 +234,7 @@ impl ChangeCursor {
                     reply.as_raw_document(),
                     &mut self.resume_time,
                     &self.collections,
+                    batch_size,
                 )?
             }
             (None, Wait::Idle(max_await)) => {
@@ -223,17 +251,18 @@ impl ChangeCursor {
                     .map_err(classify)?;
                 let reply = RawDocumentBuf::try_from(&reply)
                     .map_err(|e| malformed(format!("getMore reply: {e}")))?;
-                raw_events(&reply, &mut self.resume_time, &self.collections)?
+                raw_events(&reply, &mut self.resume_time, &self.collections, batch_size)?
             }
         };
         Ok(Batch {
             events,
             resume_time: self.resume_time,
+            drained,
         })
     }
 
     /// Moves the cursor into a task that keeps one `getMore` ahead of the consumer: a probe
-    /// after a batch with events, a long-poll of `idle` after an empty one. The task stops (and
+    /// after a full batch, a long-poll of `idle` after an empty or drained one. The task stops (and
     /// the server-side cursor is killed) when the returned reader is dropped or MongoDB fails.
     pub fn read_ahead(mut self, idle: Duration) -> ReadAhead {
         let (tx, rx) = mpsc::channel(2);
@@ -242,8 +271,10 @@ impl ChangeCursor {
             let mut wait = Wait::Probe;
             loop {
                 let batch = self.next_batch(wait).await;
+                // A drained reply has told all there was: the next events can only be new
+                // writes, so there is nothing to probe for.
                 wait = match &batch {
-                    Ok(b) if b.events.is_empty() => Wait::Idle(idle),
+                    Ok(b) if b.events.is_empty() || b.drained => Wait::Idle(idle),
                     _ => Wait::Probe,
                 };
                 let failed = batch.is_err();
@@ -306,13 +337,15 @@ fn cursor_of(reply: &RawDocument) -> Result<(&RawDocument, i64, Option<ClusterTi
     Ok((cursor, id, resume_time))
 }
 
-/// The wanted events of a reply (`firstBatch` or `nextBatch`), and its resume time into
-/// `resume_time`.
+/// The wanted events of a reply (`firstBatch` or `nextBatch`) and whether the reply was
+/// drained (counted over all of its events, wanted or not: [`reply_was_drained`]); its resume
+/// time goes into `resume_time`.
 fn raw_events(
     reply: &RawDocument,
     resume_time: &mut Option<ClusterTime>,
     collections: &[String],
-) -> Result<Vec<ChangeEvent>, ChangeError> {
+    batch_size: u32,
+) -> Result<(Vec<ChangeEvent>, bool), ChangeError> {
     let (cursor, _, t) = cursor_of(reply)?;
     if t.is_some() {
         *resume_time = t;
@@ -325,9 +358,12 @@ fn raw_events(
         Err(_) => return Err(malformed("reply without a batch")),
     };
     let mut events = Vec::new();
+    let (mut raw, mut bytes) = (0usize, 0usize);
     for item in items {
         match item.map_err(|e| malformed(format!("batch item: {e}")))? {
             RawBsonRef::Document(d) => {
+                raw += 1;
+                bytes += d.as_bytes().len();
                 let fields = Fields::of(d);
                 if wanted(&fields, collections) {
                     events.push(ChangeEvent::from_fields(&fields)?);
@@ -336,7 +372,7 @@ fn raw_events(
             _ => return Err(malformed("batch item is not a document")),
         }
     }
-    Ok(events)
+    Ok((events, reply_was_drained(raw, bytes, batch_size)))
 }
 
 /// MongoDB's `BSONObjectTooLarge`.

@@ -4,8 +4,12 @@
 //! The rules it keeps:
 //! - one MongoDB transaction (events sharing `lsid` + `txnNumber`, else one cluster time) is never
 //!   split across Zero transactions;
-//! - a group is complete when the next event belongs to another group, or when a `getMore` comes
-//!   back empty; it is then sent at once, never held for the next write;
+//! - a group is complete when the next event belongs to another group, when its reply was
+//!   drained (MongoDB ended it with nothing more to give, `Batch::drained`: a reply holds all
+//!   the events of every oplog entry it reached, so no event of that cluster time or
+//!   transaction is left), or when a `getMore` comes back empty; it is then sent at once,
+//!   never held for the next write or for a probe. Only a full reply (by count, or large
+//!   enough to have been cut by size) waits for the probe `getMore`;
 //! - under backlog, complete groups already read are coalesced into one Zero transaction up to a
 //!   row/byte limit ([`StreamLimits`]), committed at the last group's watermark (zero-cache pays
 //!   a fixed cost per transaction, so this is what lets a burst go at its row rate);
@@ -189,13 +193,11 @@ impl<'a, D: Downstream> Streamer<'a, D> {
 
     async fn handle_batch(&mut self, batch: Batch) -> Result<(), StreamEnd> {
         if batch.events.is_empty() {
-            // Caught up: whatever is open is complete, and the replay is over.
-            self.replay_until = None;
-            self.close_open().await?;
-            self.flush_pending().await?;
+            self.caught_up().await?;
             self.maybe_keepalive(batch.resume_time).await?;
             return Ok(());
         }
+        let drained = batch.drained;
         for event in batch.events {
             if event.cluster_time <= self.last_commit {
                 continue;
@@ -235,7 +237,19 @@ impl<'a, D: Downstream> Streamer<'a, D> {
             }
             self.add_to_open(event).await?;
         }
+        if drained {
+            // MongoDB had nothing more: the last group is as complete as after an empty probe.
+            self.caught_up().await?;
+        }
         Ok(())
+    }
+
+    /// The stream has read everything MongoDB had: whatever is open is complete, and the
+    /// replay is over.
+    async fn caught_up(&mut self) -> Result<(), StreamEnd> {
+        self.replay_until = None;
+        self.close_open().await?;
+        self.flush_pending().await
     }
 
     async fn add_to_open(&mut self, event: ChangeEvent) -> Result<(), StreamEnd> {
@@ -478,10 +492,20 @@ mod tests {
         ChangeEvent::from_raw(&bson::RawDocumentBuf::try_from(&d).unwrap()).unwrap()
     }
 
+    /// A full reply: MongoDB may have more events of its last group.
     fn batch(events: Vec<ChangeEvent>) -> Batch {
         Batch {
             events,
             resume_time: None,
+            drained: false,
+        }
+    }
+
+    /// A reply MongoDB ended because it had nothing more.
+    fn drained(events: Vec<ChangeEvent>) -> Batch {
+        Batch {
+            drained: true,
+            ..batch(events)
         }
     }
 
@@ -581,6 +605,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_drained_reply_commits_its_last_group_at_once_and_a_full_one_does_not() {
+        let limits = StreamLimits::default();
+        let after = ClusterTime::new(1, 0);
+        let (rec, _) = run(
+            limits.clone(),
+            after,
+            false,
+            vec![drained(vec![
+                insert(5, 1, "a", None),
+                insert(5, 2, "b", None),
+            ])],
+        )
+        .await;
+        let ids: Vec<Vec<String>> = transactions(&rec).into_iter().map(|t| t.1).collect();
+        assert_eq!(ids, vec![vec!["a", "b"]], "both, without an empty probe");
+        let (rec, _) = run(
+            limits.clone(),
+            after,
+            false,
+            vec![drained(vec![insert(5, 1, "a", Some(3))])],
+        )
+        .await;
+        assert_eq!(transactions(&rec).len(), 1, "a transaction too");
+        let (rec, _) = run(
+            limits,
+            after,
+            false,
+            vec![
+                batch(vec![insert(5, 1, "a", None), insert(6, 1, "b", None)]),
+                drained(vec![insert(6, 1, "c", None)]),
+            ],
+        )
+        .await;
+        let t = transactions(&rec);
+        let ids: Vec<Vec<String>> = t.iter().map(|t| t.1.clone()).collect();
+        assert_eq!(
+            ids,
+            vec![vec!["a", "b", "c"]],
+            "one commit: the full reply's last cluster time was held until the drained one"
+        );
+        assert_eq!(t[0].0, ClusterTime::new(6, 1).to_watermark());
+    }
+
+    #[tokio::test]
     async fn a_backlog_is_coalesced_up_to_the_row_limit_and_events_at_or_before_the_resume_point_are_skipped()
      {
         let limits = StreamLimits {
@@ -635,6 +703,7 @@ mod tests {
         let idle = |secs| Batch {
             events: vec![],
             resume_time: Some(ClusterTime::new(secs, 0)),
+            drained: true,
         };
         let (rec, _) = run(
             limits,
