@@ -15,6 +15,7 @@ use crate::config::settings::Settings;
 use crate::connection_status::{Connections, now_ms};
 use crate::metrics::Metrics;
 use crate::mongo::replica_registry::ReplicaRegistry;
+use crate::replication::schema_status::SchemaChangeStatus;
 use crate::rows::RowsError;
 use crate::zero::catalog::{Catalog, Shard};
 
@@ -28,6 +29,8 @@ pub struct ServerState {
     pub registry: ReplicaRegistry,
     pub metrics: Arc<Metrics>,
     pub connections: Connections,
+    /// The last schema change handled (`/metadata/status`).
+    pub schema_changes: SchemaChangeStatus,
     started: Instant,
     last_refusal_warning_ms: AtomicU64,
 }
@@ -38,6 +41,7 @@ impl ServerState {
             registry: ReplicaRegistry::new(&db, &settings.registry_collection),
             metrics: Arc::new(Metrics::new()),
             connections: Connections::default(),
+            schema_changes: SchemaChangeStatus::default(),
             started: Instant::now(),
             last_refusal_warning_ms: AtomicU64::new(0),
             settings,

@@ -1,5 +1,5 @@
 //! What the source reports about itself: `/metadata/status` (connections, watermarks, lag,
-//! snapshot progress), `/metadata/tables` and `/metadata/schemas` (the loaded configuration) and
+//! snapshot progress, the last schema change), `/metadata/tables` and `/metadata/schemas` (the loaded configuration) and
 //! `/metrics` (Prometheus). None of them shows the connection string or the token. The three
 //! `/metadata/*` routes sit behind the token (`http::auth`, applied in `http::router`); `/metrics`
 //! stays open for scrapers and shows counts only.
@@ -20,6 +20,7 @@ pub async fn status(State(state): State<Arc<ServerState>>) -> Json<serde_json::V
         "configHash": state.config_hash(),
         "tables": state.loaded.tables.len(),
         "connections": state.connections.views(),
+        "lastSchemaChange": state.schema_changes.get(),
     }))
 }
 

@@ -190,21 +190,6 @@ impl ConfigHistory {
         });
         Ok(Some(Entry { current, pending }))
     }
-
-    /// Deletes the entries not updated for `retention` whose registry entry is gone too (best
-    /// effort, beside the registry's own pruning).
-    pub async fn prune(&self, retention: std::time::Duration) -> Result<u64, HistoryError> {
-        let cutoff = bson::DateTime::from_millis(
-            bson::DateTime::now()
-                .timestamp_millis()
-                .saturating_sub(retention.as_millis().min(i64::MAX as u128) as i64),
-        );
-        let deleted = self
-            .collection
-            .delete_many(doc! {"updatedAt": {"$lt": cutoff}})
-            .await?;
-        Ok(deleted.deleted_count)
-    }
 }
 
 #[cfg(test)]

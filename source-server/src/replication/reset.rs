@@ -26,6 +26,14 @@ pub enum ResetReason {
         "the schema, table mappings or permissions changed since replica {replica_version} was built"
     )]
     ConfigChanged { replica_version: String },
+    /// The configuration changed in a way that cannot be applied to the replica in place.
+    #[error(
+        "the schema, table mappings or permissions changed since replica {replica_version} was built, and the change cannot be applied in place: {why}"
+    )]
+    ConfigChangedNotInPlace {
+        replica_version: String,
+        why: String,
+    },
     /// The replica was built for another `appID` or `shardNum`.
     #[error("replica {replica_version} was built for another app or shard")]
     OtherShard { replica_version: String },
@@ -83,7 +91,9 @@ impl ResetReason {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ResetReason::UnknownReplica { .. } => "unknown-replica",
-            ResetReason::ConfigChanged { .. } => "config-changed",
+            ResetReason::ConfigChanged { .. } | ResetReason::ConfigChangedNotInPlace { .. } => {
+                "config-changed"
+            }
             ResetReason::HistoryLost { .. } => "history-lost",
             ResetReason::CollectionInvalidated { .. } => "collection-invalidated",
             ResetReason::PostImageMissing { .. } | ResetReason::PreImageMissing { .. } => {
@@ -130,6 +140,14 @@ mod tests {
                     replica_version: rv(),
                 },
                 "the schema, table mappings or permissions changed since replica 1abc was built",
+                "config-changed",
+            ),
+            (
+                ResetReason::ConfigChangedNotInPlace {
+                    replica_version: rv(),
+                    why: "the pipeline of public.members changed".into(),
+                },
+                "the schema, table mappings or permissions changed since replica 1abc was built, and the change cannot be applied in place: the pipeline of public.members changed",
                 "config-changed",
             ),
             (

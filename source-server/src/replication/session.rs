@@ -15,15 +15,21 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::config::inputs::Loaded;
 use crate::config::streaming::FullDocument;
 use crate::connection_status::ConnectionStatus;
+use crate::connection_status::now_ms;
 use crate::mongo::change_stream::{ChangeCursor, ChangeError, Images, Start, locate_oversized};
 use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::images;
 use crate::mongo::reconnect::{Backoff, is_transient};
-use crate::mongo::replica_registry::TOUCH_EVERY;
+use crate::mongo::replica_registry::{TOUCH_EVERY, Verdict};
+use crate::replication::config_history::{ConfigHistory, StoredConfig};
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
+use crate::replication::schema_apply::{self, ApplyEnd, Change};
+use crate::replication::schema_diff::{Step, diff};
+use crate::replication::schema_status::{ChangeKind, ChangeState, LastSchemaChange};
 use crate::replication::transactions::{StreamEnd, Streamer, log_end};
 use crate::server_state::ServerState;
 use crate::zero::catalog::{Catalog, Shard};
@@ -168,7 +174,19 @@ async fn run<D: Downstream>(
         };
         prune_registry(state).await;
         return match initial_sync(&ctx, down).await {
-            Ok(_) => Outcome::InitialSyncDone,
+            Ok(at) => {
+                // Detached: zero-cache may close the socket (ending this task) right after the
+                // commit. Should it be lost anyway, the first resume records it.
+                let history = ConfigHistory::new(&state.db, &state.settings.registry_collection);
+                let config = StoredConfig::of(&state.loaded.config);
+                let shard = shard.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = history.record(&at.to_watermark(), &shard, &config).await {
+                        warn!(error = %e, "cannot record the replica's configuration");
+                    }
+                });
+                Outcome::InitialSyncDone
+            }
             Err(InitialSyncError::Closed(_)) => Outcome::Closed,
             Err(e) => Outcome::Failed(e.to_string()),
         };
@@ -181,18 +199,85 @@ async fn run<D: Downstream>(
     let Some(replica_version) = params.replica_version.as_deref() else {
         return Outcome::Reset(ResetReason::NoReplicaVersion);
     };
+    let history = ConfigHistory::new(&state.db, &state.settings.registry_collection);
+    let mut schema_change = None;
     match state
         .registry
         .check(replica_version, state.config_hash(), shard)
         .await
     {
+        Ok(Verdict::ConfigChanged) => {
+            match plan(state, &history, shard, replica_version, last_watermark).await {
+                Ok(Plan::UpToDate) => {}
+                Ok(Plan::InPlace(p)) => schema_change = Some(p),
+                Ok(Plan::Reset(reason)) => return Outcome::Reset(reason),
+                Err(e) => return Outcome::Failed(format!("schema change: {e}")),
+            }
+        }
         Ok(verdict) => {
-            if let Some(reason) = ResetReason::from_verdict(verdict, replica_version) {
+            if let Some(reason) = ResetReason::from_verdict(verdict.clone(), replica_version) {
                 return Outcome::Reset(reason);
             }
+            remember_config(state, &history, shard, replica_version).await;
         }
         Err(e) => return Outcome::Failed(format!("replica registry unavailable: {e}")),
     }
+    let mut resume_at = resume_at;
+    if let Some(p) = &schema_change {
+        let old_catalog = match Catalog::new(
+            &p.old.tables,
+            shard,
+            &p.old.config.bookkeeping,
+            p.old.config.permissions.as_ref(),
+        ) {
+            Ok(c) => c.with_pipelines(&p.old.pipelines),
+            Err(e) => return Outcome::Failed(format!("schema change: the old tables: {e}")),
+        };
+        let change = Change {
+            state,
+            shard,
+            replica_version,
+            resume_point: last_watermark,
+            old: &p.old,
+            old_catalog: &old_catalog,
+            new_catalog: catalog,
+            steps: &p.steps,
+            status,
+            history: &history,
+        };
+        match schema_apply::apply(&change, down, resume_at).await {
+            Ok(at) => resume_at = at,
+            Err(ApplyEnd::Closed) => return Outcome::Closed,
+            Err(ApplyEnd::Reset(r)) => return Outcome::Reset(r),
+            Err(ApplyEnd::Failed(e)) => return Outcome::Failed(e),
+        }
+    }
+    // The change becomes the replica's configuration once zero-cache acknowledges its commit.
+    let record_on_ack = async {
+        let Some(_) = &schema_change else {
+            return std::future::pending().await;
+        };
+        let w = resume_at.to_watermark();
+        loop {
+            tokio::time::sleep(ACK_POLL).await;
+            if status.view().last_watermark_acked.as_deref() >= Some(w.as_str()) {
+                break;
+            }
+        }
+        match record_committed(state, &history, shard, replica_version).await {
+            Ok(()) => {
+                info!(watermark = %w, config_hash = state.config_hash(), "schema change committed by zero-cache");
+                state.schema_changes.update(replica_version, |s| {
+                    s.state = Some(ChangeState::Committed);
+                    s.committed_at_ms = Some(now_ms());
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot record the committed schema change; the next resume will")
+            }
+        }
+        std::future::pending().await
+    };
     let history_lost = || ResetReason::HistoryLost {
         resume_point: last_watermark.to_string(),
     };
@@ -315,6 +400,150 @@ async fn run<D: Downstream>(
     tokio::select! {
         outcome = streaming => outcome,
         never = keep_marked => never,
+        never = record_on_ack => never,
+    }
+}
+
+/// How often the acks are looked at for the commit of a schema change.
+const ACK_POLL: Duration = Duration::from_millis(100);
+
+/// An in-place change, ready to apply.
+struct Prepared {
+    old: Loaded,
+    steps: Vec<Step>,
+}
+
+enum Plan {
+    /// The replica already has the loaded configuration (changed in place earlier).
+    UpToDate,
+    InPlace(Box<Prepared>),
+    Reset(ResetReason),
+}
+
+/// What to do with a replica built from another configuration: compares what it has (the
+/// history) with what is loaded.
+async fn plan(
+    state: &ServerState,
+    history: &ConfigHistory,
+    shard: &Shard,
+    replica_version: &str,
+    last_watermark: &str,
+) -> Result<Plan, String> {
+    let new = &state.loaded.config;
+    let reset = |why: String, from: Option<&str>| {
+        warn!(replica_version, reason = %why, "schema change cannot be applied in place; zero-cache must resync");
+        let mut s =
+            LastSchemaChange::now(ChangeKind::Reset, shard, replica_version, from, &new.hash);
+        s.reason = Some(why.clone());
+        state.schema_changes.set(s);
+        Plan::Reset(ResetReason::ConfigChangedNotInPlace {
+            replica_version: replica_version.to_string(),
+            why,
+        })
+    };
+    let entry = history
+        .get(replica_version, shard)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(entry) = entry else {
+        return Ok(reset(
+            "the configuration it was built from is not recorded (it was built by an older source)"
+                .into(),
+            None,
+        ));
+    };
+    let mut current = entry.current;
+    if let Some((pending, w)) = entry.pending
+        && last_watermark >= w.as_str()
+    {
+        // zero-cache only resumes from what it committed: the change's transaction is in.
+        history
+            .record(replica_version, shard, &pending)
+            .await
+            .map_err(|e| e.to_string())?;
+        current = pending;
+    }
+    if current.hash == new.hash {
+        record_committed(state, history, shard, replica_version).await?;
+        return Ok(Plan::UpToDate);
+    }
+    let old = match current.load() {
+        Ok(old) => old,
+        Err(e) => return Ok(reset(e.to_string(), Some(&current.hash))),
+    };
+    let steps = match diff(&old.config, new) {
+        Ok(steps) => steps,
+        Err(why) => return Ok(reset(why.to_string(), Some(&current.hash))),
+    };
+    if steps.is_empty() {
+        // Nothing the replica holds changed (a client-side name, an export's metadata).
+        record_committed(state, history, shard, replica_version).await?;
+        return Ok(Plan::UpToDate);
+    }
+    let described: Vec<String> = steps.iter().map(Step::to_string).collect();
+    info!(replica_version, from = %current.hash, to = %new.hash, steps = ?described, "schema change: applying it in place");
+    let mut s = LastSchemaChange::now(
+        ChangeKind::InPlace,
+        shard,
+        replica_version,
+        Some(&current.hash),
+        &new.hash,
+    );
+    s.steps = Some(described);
+    s.state = Some(ChangeState::Applying);
+    state.schema_changes.set(s);
+    Ok(Plan::InPlace(Box::new(Prepared { old, steps })))
+}
+
+/// The replica now has the loaded configuration: in the history first, then in the registry
+/// (so a crash in between still finds it in the history).
+async fn record_committed(
+    state: &ServerState,
+    history: &ConfigHistory,
+    shard: &Shard,
+    replica_version: &str,
+) -> Result<(), String> {
+    history
+        .record(
+            replica_version,
+            shard,
+            &StoredConfig::of(&state.loaded.config),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    state
+        .registry
+        .record(replica_version, state.config_hash(), shard)
+        .await
+        .map_err(|e| format!("replica registry: {e}"))
+}
+
+/// A known replica whose configuration is missing from the history (built by an older
+/// source, or its record was lost with the initial sync's connection) gets it now: the registry
+/// says it has the loaded one. Best effort.
+async fn remember_config(
+    state: &ServerState,
+    history: &ConfigHistory,
+    shard: &Shard,
+    replica_version: &str,
+) {
+    let known = match history.get(replica_version, shard).await {
+        Ok(e) => e.is_some_and(|e| e.current.hash == state.config_hash()),
+        Err(e) => {
+            warn!(error = %e, "cannot read the config history");
+            return;
+        }
+    };
+    if !known
+        && let Err(e) = history
+            .record(
+                replica_version,
+                shard,
+                &StoredConfig::of(&state.loaded.config),
+            )
+            .await
+    {
+        warn!(error = %e, "cannot record the replica's configuration");
     }
 }
 

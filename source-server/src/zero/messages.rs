@@ -85,6 +85,42 @@ impl TableDef {
     }
 }
 
+impl TableDef {
+    /// `add-column` of one of this table's columns (by name), with the table's row key as its
+    /// metadata; `None` if the table has no such column.
+    pub fn add_column(&self, column: &str) -> Option<String> {
+        let (pos, c) = self
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == column)?;
+        Some(
+            serde_json::json!(["data", {
+                "tag": "add-column",
+                "table": {"schema": self.schema, "name": self.name},
+                "column": {"name": c.name, "spec": {"pos": pos, "dataType": c.data_type, "notNull": c.not_null}},
+                "tableMetadata": {"rowKey": {"columns": self.primary_key}},
+            }])
+            .to_string(),
+        )
+    }
+
+    pub fn drop_column(&self, column: &str) -> String {
+        serde_json::json!(["data", {
+            "tag": "drop-column",
+            "table": {"schema": self.schema, "name": self.name},
+            "column": column,
+        }])
+        .to_string()
+    }
+}
+
+/// `drop-table` of a replica table (it may no longer be in any catalog).
+pub fn drop_table(schema: &str, name: &str) -> String {
+    serde_json::json!(["data", {"tag": "drop-table", "id": {"schema": schema, "name": name}}])
+        .to_string()
+}
+
 pub fn begin(watermark: &str) -> String {
     let mut s = String::with_capacity(64);
     s.push_str(r#"["begin",{"tag":"begin"},{"commitWatermark":"#);
@@ -281,6 +317,26 @@ mod tests {
             ..items()
         };
         assert_eq!(clients.key_index_name(), "zero_0_clients_key");
+    }
+
+    #[test]
+    fn column_and_table_changes_match_the_protocol() {
+        let t = items();
+        assert_eq!(
+            parse(&t.add_column("title").unwrap()),
+            json!(["data", {"tag": "add-column", "table": {"schema": "public", "name": "items"},
+                "column": {"name": "title", "spec": {"pos": 1, "dataType": "text", "notNull": false}},
+                "tableMetadata": {"rowKey": {"columns": ["id"]}}}])
+        );
+        assert_eq!(t.add_column("nope"), None);
+        assert_eq!(
+            parse(&t.drop_column("title")),
+            json!(["data", {"tag": "drop-column", "table": {"schema": "public", "name": "items"}, "column": "title"}])
+        );
+        assert_eq!(
+            parse(&drop_table("public", "items")),
+            json!(["data", {"tag": "drop-table", "id": {"schema": "public", "name": "items"}}])
+        );
     }
 
     #[test]
