@@ -403,11 +403,11 @@ impl Stack {
         let mut ended = vec![("zrocket", self.app.terminate().await)];
         if let Some(vs) = &mut self.view_syncers {
             for zc in vs.iter_mut() {
-                ended.push(("view-syncer", zc.process().terminate().await));
+                ended.push(("view-syncer", zc.terminate().await));
             }
         }
         ended.extend([
-            ("zero-cache", self.zero.process().terminate().await),
+            ("zero-cache", self.zero.terminate().await),
             ("source-server", self.source.terminate().await),
             ("postgres", self.pg.process().terminate().await),
             ("mongodb", self.mongo.process().terminate().await),

@@ -280,7 +280,7 @@ impl ViewSyncers {
     pub async fn stop_all(&mut self) -> anyhow::Result<()> {
         let mut first = None;
         for zc in &mut self.nodes {
-            if let Err(e) = zc.process().terminate().await {
+            if let Err(e) = zc.terminate().await {
                 first.get_or_insert(e);
             }
         }

@@ -164,7 +164,7 @@ impl ZeroCache {
 
     /// SIGTERM (clean shutdown, about 3 s), then starts again with the same port and replica.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.process.terminate().await?;
+        self.terminate().await?;
         self.start_again().await
     }
 
@@ -186,11 +186,31 @@ impl ZeroCache {
 
     /// Clean shutdown; returns the exit code (`None` if a signal ended it).
     pub async fn stop(&mut self) -> anyhow::Result<Option<i32>> {
-        Ok(self.process.terminate().await?.code())
+        Ok(self.terminate().await?.code())
     }
 
-    /// SIGKILL to zero-cache and its workers.
+    /// SIGTERM, then SIGKILL after the grace period, like [`ManagedProcess::terminate`], and
+    /// then SIGKILL to any worker that outlived the launcher (see [`Self::kill9`]).
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let tree = process_tree(self.process.pid());
+        let status = self.process.terminate().await;
+        kill_survivors(&tree);
+        status
+    }
+
+    /// SIGKILL to zero-cache and its workers. zero-cache 1.9.0 forks every worker with
+    /// `detached: true` (`types/processes.js:109`), so each is a process group of its own and a
+    /// group kill reaches only the launcher: the workers would live on, still serving the
+    /// clients they hold. So every descendant is killed by PID first, then the group.
     pub async fn kill9(&mut self) -> anyhow::Result<()> {
+        // A few rounds: a worker may fork (Litestream, a new worker) while we look.
+        for _ in 0..3 {
+            let tree = process_tree(self.process.pid());
+            if tree.is_empty() {
+                break;
+            }
+            kill_survivors(&tree);
+        }
         self.process.kill9().await.map(|_| ())
     }
 
@@ -259,6 +279,78 @@ fn spawn(dir: &Path, port: u16, opts: &ZeroCacheOptions) -> anyhow::Result<Manag
     Ok(ManagedProcess::spawn("zero-cache", cmd, dir)?.with_grace(Duration::from_secs(15)))
 }
 
+/// Stops a dropped zero-cache's workers too: [`ManagedProcess`]'s own drop reaches only the
+/// launcher's group (see [`ZeroCache::kill9`]).
+impl Drop for ZeroCache {
+    fn drop(&mut self) {
+        if !self.process.is_running() {
+            return;
+        }
+        let tree = process_tree(self.process.pid());
+        let _ = self.process.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.process.is_running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        kill_survivors(&tree);
+    }
+}
+
+/// SIGKILL to each process of `tree` that still is the same process (same start time), so a
+/// PID reused since it was listed is never hit.
+fn kill_survivors(tree: &[(u32, u64)]) {
+    for &(pid, started) in tree {
+        if start_time(pid) == Some(started) {
+            // SAFETY: kill(2) on a descendant of the process we spawned, checked just now by
+            // its PID and start time.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// `(ppid, start time)` of a process from `/proc/<pid>/stat` (`pid (comm) state ppid ...`;
+/// comm may hold spaces and parentheses, so fields are read after the last ')').
+fn stat_of(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After comm: state (0), ppid (1), ... starttime is field 22 of the line, index 19 here.
+    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    stat_of(pid).map(|(_, started)| started)
+}
+
+/// Every live descendant of `root` (children, their children, ...) with its start time.
+fn process_tree(root: u32) -> Vec<(u32, u64)> {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((ppid, started)) = stat_of(pid) {
+            procs.push((pid, ppid, started));
+        }
+    }
+    let mut found: Vec<(u32, u64)> = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid, started) in &procs {
+            if ppid == parent && !found.iter().any(|&(p, _)| p == pid) {
+                found.push((pid, started));
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
 /// `GET /` on 127.0.0.1:port answers 200.
 async fn http_ok(port: u16) -> bool {
     let attempt = async {
@@ -273,4 +365,25 @@ async fn http_ok(port: u16) -> bool {
         tokio::time::timeout(Duration::from_secs(2), attempt).await,
         Ok(Ok(true))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_of_a_shell_holds_its_child_and_grandchild() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sh -c 'sleep 30' & sleep 30"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let tree = process_tree(child.id());
+        assert!(tree.len() >= 2, "{tree:?}");
+        kill_survivors(&tree);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(process_tree(child.id()).is_empty());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
