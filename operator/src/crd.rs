@@ -671,8 +671,8 @@ pub struct ComponentStatus {
 
 /// The replication-manager + view-syncers topology. The age of the last backup is not here:
 /// zero-cache 1.9.0 keeps it to itself (Litestream's metrics listen on the pod's loopback only,
-/// and zero-cache exports its own backup metrics by OpenTelemetry push, not to a URL the operator
-/// could read).
+/// and zero-cache's own backup metrics are OpenTelemetry metrics for a collector of yours, set
+/// up with the `OTEL_*` variables, not something the operator reads).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CacheTopologyStatus {
