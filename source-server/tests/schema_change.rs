@@ -277,6 +277,12 @@ async fn same_replica(zero: &mut ZeroCache, rv: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Everything the source process logged so far.
+fn source_log(source: &SourceServer) -> anyhow::Result<String> {
+    let p = &source.process;
+    Ok(std::fs::read_to_string(p.stdout_log())? + &std::fs::read_to_string(p.stderr_log())?)
+}
+
 async fn client_sees(
     zero: &ZeroCache,
     schema: &Path,
@@ -643,6 +649,16 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
                 ensure!(
                     change["rows"].as_u64().is_some_and(|r| r >= 50_000),
                     "{change}"
+                );
+                // The restart interrupted the change's transaction: it was started again.
+                let log = source_log(&source)?;
+                let attempts = log
+                    .lines()
+                    .filter(|l| l.contains("applying it in place") && l.contains("watermark"))
+                    .count();
+                ensure!(
+                    attempts >= 2,
+                    "the change was applied {attempts} time(s): zero-cache's restart did not interrupt it"
                 );
                 wait_replica_equals(
                     &zero,
