@@ -17,8 +17,12 @@
 //! 5. killing the source pod and the zero-cache pod under a small write load loses no row and
 //!    duplicates none (zero-cache's replica, read in its pod, equals MongoDB);
 //! 6. `helm upgrade` with a changed value rolls the operator and nothing of the stack;
-//! 7. deleting the ZeroStack removes every child and keeps the user's ConfigMap and Secrets;
-//! 8. `helm uninstall` keeps the CRD.
+//! 7. `cache.viewSyncers: 2` (with a Litestream `file://` backup on a claim both roles mount):
+//!    the single node gives way to a replication-manager and two view-syncers restored from its
+//!    backup, and a Zero client through the view-syncer Service, and one on each view-syncer
+//!    pod, see a new MongoDB row;
+//! 8. deleting the ZeroStack removes every child and keeps the user's ConfigMap and Secrets;
+//! 9. `helm uninstall` keeps the CRD.
 //!
 //! The cluster and the images come from `tests/cluster/with-cluster.sh` (the local cluster kit
 //! in CI, kind in `tests/e2e/kind.sh`); without them the test prints one line and passes.
@@ -208,10 +212,21 @@ impl Run {
         until: &str,
         timeout: Duration,
     ) -> anyhow::Result<ManagedProcess> {
+        self.zero_client_at(&self.zero.url(), name, until, timeout)
+    }
+
+    /// [`Run::zero_client`] against the zero-cache at `url`.
+    fn zero_client_at(
+        &self,
+        url: &str,
+        name: &str,
+        until: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ManagedProcess> {
         let dir = node_dir();
         let mut cmd = Command::new(zerostack_harness::paths::node_bin());
         cmd.arg(dir.join("zero-client.mjs"))
-            .args(["--url", &self.zero.url()])
+            .args(["--url", url])
             .arg("--schema")
             .arg(self.export_dir.join("schema.json"))
             .args([
@@ -722,6 +737,12 @@ async fn scenario(
         .await;
     cases
         .run(
+            "viewSyncers: 2: clients through the view-syncer Service and on each view-syncer see a new row",
+            view_syncers(&run),
+        )
+        .await;
+    cases
+        .run(
             "deleting the ZeroStack removes its children and keeps the user's objects",
             delete_the_stack(&run),
         )
@@ -1095,6 +1116,128 @@ async fn helm_upgrade(run: &Run) -> anyhow::Result<()> {
         bail!(
             "the upgrade changed the stack's Deployments: {generations:?} → {:?}",
             run.generations().await?
+        );
+    }
+    Ok(())
+}
+
+/// The running stack switched to a replication-manager and two view-syncers. The backup is
+/// Litestream's `file://` replica on a claim both roles mount (`cache.backup.volumeClaimName`):
+/// the kit has no object storage, and its storage is one node's host folder, so a
+/// ReadWriteOnce claim is shared by every pod; on a real cluster this is an `s3://` URL (or a
+/// ReadWriteMany class). View-syncers cannot run without a backup: zero-cache 1.9.0 gives them
+/// their replica only by a restore from it.
+async fn view_syncers(run: &Run) -> anyhow::Result<()> {
+    run.kubectl(
+        "the backup claim",
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: zero-backups\n  \
+             namespace: {DEMO}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    \
+             requests:\n      storage: 1Gi\n"
+        )),
+    )?;
+    run.stacks()
+        .patch(
+            STACK,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cache": {
+                "viewSyncers": 2,
+                "backup": {"url": "file:///backup/zrocket", "volumeClaimName": "zero-backups"},
+                // Litestream ships WAL changes every 15 minutes by default; a view-syncer
+                // catches up from the change stream anyway, but its first restore waits for
+                // the replication-manager's first backup to land.
+                "env": [{"name": "ZERO_LITESTREAM_INCREMENTAL_BACKUP_INTERVAL_MINUTES",
+                         "value": "0.02"}],
+            }}})),
+        )
+        .await?;
+    let started = Instant::now();
+    run.wait_ready(Duration::from_secs(600)).await?;
+    println!(
+        "[stack_in_cluster] viewSyncers: 2 Ready in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let st = run.stacks().get(STACK).await?.status.context("no status")?;
+    let t = st.cache_topology.context("no status.cacheTopology")?;
+    if !t.replication_manager_ready
+        || t.view_syncers.ready_replicas != 2
+        || t.view_syncers.replicas != 2
+        || t.view_syncers_held
+    {
+        bail!("status.cacheTopology: {t:?}");
+    }
+    if run.deployments().get_opt("zrocket-cache").await?.is_some() {
+        bail!("the single-node Deployment is still there beside the topology");
+    }
+    let rm = run.pods("replication-manager").await?;
+    let vs = run.pods("view-syncer").await?;
+    if rm.len() != 1 || !rm[0].2 || vs.len() != 2 || !vs.iter().all(|p| p.2) {
+        bail!("pods: replication-manager {rm:?}, view-syncers {vs:?}");
+    }
+    // The backup the view-syncers restored from is on the claim.
+    let listing = run.kubectl(
+        "the backup folder",
+        &[
+            "-n",
+            DEMO,
+            "exec",
+            &format!("pod/{}", rm[0].0),
+            "-c",
+            "zero-cache",
+            "--",
+            "ls",
+            "-R",
+            "/backup/zrocket",
+        ],
+        None,
+    )?;
+    if !listing.contains(".ltx") {
+        bail!("no Litestream files in /backup/zrocket:\n{listing}");
+    }
+
+    let mark = format!("e2e-vs-{}", free_port());
+    let service =
+        PortForward::start(&run.cluster, DEMO, "svc/zrocket-cache", 4848, &run.logs).await?;
+    let mut forwards = vec![("service", service)];
+    for (i, pod) in vs.iter().enumerate() {
+        let name = if i == 0 {
+            "view-syncer-0"
+        } else {
+            "view-syncer-1"
+        };
+        let pf = PortForward::start(
+            &run.cluster,
+            DEMO,
+            &format!("pod/{}", pod.0),
+            4848,
+            &run.logs,
+        )
+        .await?;
+        forwards.push((name, pf));
+    }
+    let mut clients = Vec::new();
+    for (name, pf) in &forwards {
+        let mut c = run.zero_client_at(
+            &pf.url(),
+            &format!("zero-client-{name}"),
+            &mark,
+            Duration::from_secs(180),
+        )?;
+        run.until_complete(&mut c)
+            .await
+            .with_context(|| format!("the client on {name}"))?;
+        clients.push((name, c));
+    }
+    let written = Instant::now();
+    run.insert_channel(&mark).await?;
+    for (name, c) in &mut clients {
+        Run::until_seen(c, Duration::from_secs(180))
+            .await
+            .with_context(|| format!("the client on {name}"))?;
+        println!(
+            "[stack_in_cluster] the client on {name} saw the row {:.1} s after the write",
+            written.elapsed().as_secs_f64()
         );
     }
     Ok(())
