@@ -17,9 +17,13 @@
 //! beside the burst (3) and the initial sync (6); with `--curves` the same measures are taken
 //! across sizes (`scaling`) and drawn as SVG plots (`plot`) next to the report.
 //!
+//! Fan-out (`--only fanout`, not in the default run): K Zero clients on one query, write →
+//! all-clients-see latency, on one and on two view-syncers (`fanout`).
+//!
 //! A phase that fails is reported as such and the others still run.
 
 mod ceiling;
+mod fanout;
 mod pipeline;
 mod plot;
 mod probes;
@@ -83,9 +87,22 @@ struct Args {
     /// Run only these phases (default: all, and curves with --curves): stream (1+2, and the
     /// source's own latency), zero (3+5), pipeline (3p: a pipeline mapping's burst beside the
     /// plain mapping's), pg (4+5), sync (6), curves (the scaling curves), tokens (which
-    /// change-stream replies end a group, on real MongoDB).
+    /// change-stream replies end a group, on real MongoDB), fanout (K Zero clients on one query;
+    /// only when asked for).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Phase>,
+    /// Fan-out: numbers of Zero clients, tried in order while the machine holds them.
+    #[arg(long, value_delimiter = ',', default_values_t = [50usize, 200, 1000])]
+    fanout_clients: Vec<usize>,
+    /// Fan-out: steady write rate, writes/s.
+    #[arg(long, default_value_t = 20)]
+    fanout_rate: u32,
+    /// Fan-out: seconds of steady writes per point.
+    #[arg(long, default_value_t = 20)]
+    fanout_secs: u32,
+    /// Fan-out: Zero clients per Node process.
+    #[arg(long, default_value_t = 500)]
+    fanout_per_process: usize,
     /// Also measure the scaling curves (initial sync by size, burst by transaction size, source
     /// CPU per event by collections and by document size) and draw them as SVG plots.
     #[arg(long)]
@@ -135,6 +152,7 @@ enum Phase {
     Sync,
     Curves,
     Tokens,
+    Fanout,
 }
 
 #[tokio::main]
@@ -237,7 +255,7 @@ async fn run() -> anyhow::Result<()> {
     let mut rss_streaming: Vec<u64> = Vec::new();
     let wanted = |p: Phase| {
         if args.only.is_empty() {
-            p != Phase::Curves || args.curves
+            (p != Phase::Curves || args.curves) && p != Phase::Fanout
         } else {
             args.only.contains(&p)
         }
@@ -352,6 +370,17 @@ async fn run() -> anyhow::Result<()> {
     if let Some(curves) = phase!(Phase::Curves, "curves", ctx.curves()) {
         results.curves = Some(curves);
     }
+    let fanout = fanout::Options {
+        clients: args.fanout_clients.clone(),
+        rate: args.fanout_rate,
+        secs: args.fanout_secs,
+        per_process: args.fanout_per_process,
+    };
+    phase!(
+        Phase::Fanout,
+        "fan-out: K Zero clients on one query, 1 and 2 view-syncers",
+        ctx.fanout(&fanout, &out_dir)
+    );
     results.source_peak_rss_streaming = rss_streaming.into_iter().max();
 
     drop(mongo);
