@@ -258,6 +258,13 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
                     }
                     continue;
                 }
+                if render::cache::hpa(zs).is_some()
+                    && let Some(current) = existing.get(&key).cloned().flatten()
+                    && let Ok(d) = serde_json::from_value::<Deployment>(to_value(current))
+                    && let Some(replicas) = crate::rollout::replicas_to_hand_over(&d)
+                {
+                    hand_over_replicas(ctx, &ns, &key.1, replicas).await?;
+                }
             }
             let obj = match existing.get(&key).cloned().flatten() {
                 // Immutable (the content-addressed schema): same name, same content.
@@ -559,6 +566,33 @@ async fn apply(ctx: &Context, ns: &str, child: &Child) -> Result<serde_json::Val
         .await
         .map_err(kube_err(format!("applying {} {ns}/{name}", child.kind())))?;
     Ok(serde_json::to_value(obj).expect("objects serialise"))
+}
+
+/// Applies only `spec.replicas` of a Deployment under the handover field manager (see
+/// [`crate::rollout::replicas_to_hand_over`]).
+async fn hand_over_replicas(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    info!(deployment = %name, replicas, "handing the view-syncers' replicas over to their autoscaler");
+    api.patch(
+        name,
+        &PatchParams::apply(crate::rollout::REPLICAS_HANDOVER_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"replicas": replicas},
+        })),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "handing over replicas of Deployment {ns}/{name}"
+    )))?;
+    Ok(())
 }
 
 /// How many schema ConfigMaps a stack keeps besides the one it runs: the previous ones, so

@@ -1096,3 +1096,64 @@ async fn switching_topologies_keeps_the_replica_volume_and_sweeps_the_other_topo
     run(&ctx, &fake).await.unwrap();
     assert!(fake.get(&format!("{DEPLOYS}{RM}")).is_some());
 }
+
+/// Turning the autoscaler on for running view-syncers: their count is first applied under the
+/// handover manager (so server-side apply keeps the field when the operator stops sending it),
+/// then the operator's own apply leaves it out.
+#[tokio::test]
+async fn an_autoscaler_turned_on_takes_over_the_running_count() {
+    let mut zs = zerostack("chat");
+    multi_node(&mut zs, 2, false);
+    let (ctx, fake) = setup(&zs);
+    run(&ctx, &fake).await.unwrap();
+    fake.make_ready(NS, RM);
+    run(&ctx, &fake).await.unwrap();
+    // What a real API server records for the operator's apply.
+    let path = format!("{DEPLOYS}{VS}");
+    let mut vs = fake.get(&path).unwrap();
+    vs["metadata"]["managedFields"] = serde_json::json!([{
+        "manager": "zerostack-operator", "operation": "Apply", "apiVersion": "apps/v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}},
+    }]);
+    fake.insert(&path, vs);
+    update(&fake, |zs| {
+        zs.spec.cache.autoscale = Some(crate::crd::AutoscaleSpec {
+            min_replicas: 2,
+            max_replicas: 6,
+            target_cpu: 60,
+        })
+    });
+    fake.make_ready(NS, RM);
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    let patches: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == Method::PATCH && c.path == path)
+        .collect();
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert!(
+        patches[0]
+            .query
+            .contains("fieldManager=zerostack-operator-replicas-handover"),
+        "{}",
+        patches[0].query
+    );
+    assert_eq!(
+        patches[0].body.as_ref().unwrap()["spec"],
+        serde_json::json!({"replicas": 2})
+    );
+    assert!(
+        patches[1]
+            .query
+            .split('&')
+            .any(|kv| kv == "fieldManager=zerostack-operator"),
+        "{}",
+        patches[1].query
+    );
+    assert!(
+        patches[1].body.as_ref().unwrap()["spec"]
+            .get("replicas")
+            .is_none()
+    );
+}

@@ -25,6 +25,26 @@ pub fn replica_holder_may_start(previous_holder_exists: bool) -> bool {
     !previous_holder_exists
 }
 
+/// Field manager that keeps the view-syncers' `replicas` when an autoscaler takes over.
+pub const REPLICAS_HANDOVER_MANAGER: &str = "zerostack-operator-replicas-handover";
+
+/// When an autoscaler starts managing the view-syncers: the replica count to hand over, if the
+/// operator's own apply still owns `spec.replicas` of `existing`. Server-side apply removes a
+/// field its only owner stops sending, so dropping `replicas` from the operator's apply alone
+/// would reset the Deployment to 1 pod until the autoscaler scales it back. Applying the current
+/// count once under [`REPLICAS_HANDOVER_MANAGER`] first gives the field a second owner, so it
+/// stays; after that the operator never sends it again and the autoscaler alone changes it.
+pub fn replicas_to_hand_over(existing: &k8s_openapi::api::apps::v1::Deployment) -> Option<i32> {
+    let owned_by_operator_apply = existing.metadata.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(crate::render::MANAGER)
+            && m.operation.as_deref() == Some("Apply")
+            && m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0["f:spec"].get("f:replicas").is_some())
+    });
+    owned_by_operator_apply.then(|| existing.spec.replicas.unwrap_or(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +59,44 @@ mod tests {
             generation_observed,
             stalled: false,
         }
+    }
+
+    #[test]
+    fn replicas_are_handed_over_only_while_the_operators_apply_owns_them() {
+        let deployment = |manager: &str, operation: &str, fields: serde_json::Value| {
+            serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(serde_json::json!({
+                "metadata": {"name": "chat-view-syncer", "managedFields": [{
+                    "manager": manager, "operation": operation, "apiVersion": "apps/v1",
+                    "fieldsType": "FieldsV1", "fieldsV1": fields,
+                }]},
+                "spec": {"replicas": 3, "selector": {}, "template": {}},
+            }))
+            .unwrap()
+        };
+        let with_replicas = serde_json::json!({"f:spec": {"f:replicas": {}, "f:template": {}}});
+        let without = serde_json::json!({"f:spec": {"f:template": {}}});
+        assert_eq!(
+            replicas_to_hand_over(&deployment(
+                "zerostack-operator",
+                "Apply",
+                with_replicas.clone()
+            )),
+            Some(3)
+        );
+        // Already handed over: the operator's apply no longer has it.
+        assert_eq!(
+            replicas_to_hand_over(&deployment("zerostack-operator", "Apply", without)),
+            None
+        );
+        // The autoscaler's (an Update of the scale subresource) is not ours to hand over.
+        assert_eq!(
+            replicas_to_hand_over(&deployment(
+                "kube-controller-manager",
+                "Update",
+                with_replicas
+            )),
+            None
+        );
     }
 
     #[test]
