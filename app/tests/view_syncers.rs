@@ -333,7 +333,8 @@ fn replicas(stack: &mut Stack) -> Vec<(String, std::path::PathBuf)> {
 /// Waits (bounded) until every replica and client holds exactly MongoDB's channels; prints and
 /// returns the tallies. Writes must be paused.
 async fn converge(stack: &mut Stack, clients: &[&Client], label: &str) -> Result<String> {
-    let deadline = Instant::now() + CONVERGE_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + CONVERGE_TIMEOUT;
     loop {
         let truth: BTreeSet<String> = mongo_channel_ids(stack).await?.into_iter().collect();
         let mut tallies = Vec::new();
@@ -359,6 +360,10 @@ async fn converge(stack: &mut Stack, clients: &[&Client], label: &str) -> Result
             .join("; ");
         let line = format!("{label}: mongodb rows={} | {summary}", truth.len());
         if tallies.iter().all(|(_, t)| t.clean()) {
+            let line = format!(
+                "{line} (equal {:.1} s after the writes paused)",
+                started.elapsed().as_secs_f64()
+            );
             println!("[{SCENARIO}] {line}");
             return Ok(line);
         }
@@ -453,6 +458,37 @@ impl Load {
     }
 }
 
+/// What zero-cache 1.9.0 does with a view-syncer that has no Litestream: `server/main.js:48`
+/// restores only when `ZERO_LITESTREAM_EXECUTABLE` is set, so its replica file is empty, and the
+/// serving replicator exits (255) with "This should only be called for already synced replicas"
+/// (`services/change-source/common/replica-schema.js:22`). A view-syncer needs the backup.
+async fn a_view_syncer_needs_the_backup(stack: &Stack) -> Result<()> {
+    let mut opts = stack.zero.options().clone();
+    opts.port = None;
+    opts.extra_env.retain(|(k, _)| {
+        !k.starts_with("ZERO_LITESTREAM_")
+            && !k.starts_with("LITESTREAM_")
+            && k != "ZERO_NUM_SYNC_WORKERS"
+    });
+    opts.extra_env.push((
+        "ZERO_CHANGE_STREAMER_URI".into(),
+        zerostack_harness::view_syncers::change_streamer_uri(stack.zero.port()),
+    ));
+    let dir = stack.state.service("vs-without-backup")?;
+    let mut zc = zerostack_harness::ZeroCache::spawn_in(&dir, opts)?;
+    let code = zc.wait_exit(Duration::from_secs(90)).await;
+    // zero-cache logs errors to stderr.
+    let log = std::fs::read_to_string(dir.join("zero-cache.stderr.log")).unwrap_or_default();
+    let _ = zc.kill9().await;
+    assert_eq!(code?, Some(255), "{}", zc.log_tail(20));
+    assert!(
+        log.contains("This should only be called for already synced replicas"),
+        "{}",
+        zc.log_tail(20)
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Result<()> {
     ensure_node_modules()?;
@@ -522,6 +558,13 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
         )
         .await;
 
+    cases
+        .run(
+            "a view-syncer without Litestream has no replica and exits",
+            async { a_view_syncer_needs_the_backup(&stack).await },
+        )
+        .await;
+
     let load = Load::start(&stack, format!("vs-load-{}", std::process::id())).await?;
 
     cases
@@ -559,6 +602,15 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
             async {
                 load.resume();
                 tokio::time::sleep(LOAD_AROUND_FAULT).await;
+                let pids = |stack: &Stack| -> Vec<u32> {
+                    stack
+                        .view_syncers
+                        .iter()
+                        .flat_map(|v| v.iter())
+                        .map(|z| z.pid())
+                        .collect()
+                };
+                let before = pids(&stack);
                 stack.zero.restart().await?;
                 tokio::time::sleep(LOAD_AROUND_FAULT).await;
                 load.pause().await;
@@ -569,6 +621,13 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
                         "after restarting the replication-manager",
                     )
                     .await?,
+                );
+                // Resumed, not restarted: the same view-syncer processes, all still running.
+                assert_eq!(pids(&stack), before, "a view-syncer was restarted");
+                let vs = stack.view_syncers.as_mut().context("no view-syncers")?;
+                assert!(
+                    vs.iter_mut().all(|z| z.is_running()),
+                    "a view-syncer exited"
                 );
                 Ok(())
             },
