@@ -1,15 +1,24 @@
 //! Which change events belong together, and which replies may end a group, on real MongoDB.
 //!
 //! The streaming commits a group (one cluster time, or one `lsid` + `txnNumber`) as soon as the
-//! reply it ends in was drained (`Batch::drained`: fewer events than the batch size, far under
-//! 16 MiB) instead of waiting for an empty probe `getMore`. That is only right if MongoDB never
-//! ends a drained reply inside a group. These tests write every kind of write that can put
-//! several events at one cluster time (an `applyOps` of many inserts, a `deleteMany` with
-//! MongoDB's batched multi-deletes switched on where the server has them, a transaction, an
-//! `insert_many`, an `update_many`) while a change stream with a small batch size reads them,
-//! and check the rule on every reply boundary; then they check what a zero-cache would receive
-//! from the source-server process: one Zero transaction per shared cluster time, no watermark
-//! twice.
+//! reply it ends in was drained (`Batch::drained`: fewer events than the batch size, under
+//! 8 MiB) instead of waiting for an empty probe `getMore`. That is only right if MongoDB never
+//! ends a drained reply inside a group. The first test makes every kind of write that could put
+//! several events at one cluster time (a transaction over dozens of replies, many small ones,
+//! `insert_many`, `update_many`, a `deleteMany` with MongoDB's batched multi-deletes switched
+//! on where the server knows them, an `applyOps` command) while a change stream with a small
+//! batch size reads them, and checks the rule at every reply boundary; the second checks what a
+//! zero-cache receives from the source-server process: each transaction whole, every delete
+//! once, no watermark twice.
+//!
+//! What MongoDB 6.0.5 (the harness's) showed: plain writes, `insert_many`, `update_many` and a
+//! `deleteMany` of 5,000 each give one cluster time per document (6.0.5 has no batched
+//! multi-deletes: `batchUserMultiDeletes` is unknown); a transaction shares one cluster time and
+//! carries `lsid` + `txnNumber`; an `applyOps` command of 40 inserts is one oplog entry with no
+//! `lsid`, and the change stream shows none of its events. So on 6.0.5 only transactions share
+//! a cluster time; from 6.1 a batched delete's `applyOps` does too, and the rule covers it the
+//! same way (one oplog entry is unwound whole before a reply can drain), but this machine has
+//! no such server to prove it on.
 
 mod common;
 
