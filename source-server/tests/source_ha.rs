@@ -487,6 +487,9 @@ impl Topology {
         for p in self.mongo_proxies.into_iter().flatten() {
             p.stop().await;
         }
+        // The services first, their folders last.
+        drop(self._mongo);
+        drop(self._pg);
         drop(self.dir);
         Ok(())
     }
