@@ -11,8 +11,9 @@
 //! 2. *The change*: one transaction with watermark T: drops, `create-table` + unique key index,
 //!    `add-column`, then the rows, read from MongoDB with `readConcern: snapshot` at
 //!    `atClusterTime: T` — the data exactly as of T. A new table gets every row (`insert`); a
-//!    table with new columns gets every row again (`update`, zero-cache reloads its table spec
-//!    on `add-column`); a table whose filter changed gets the rows it now keeps (`insert`) and
+//!    table with new columns gets every row that has a value in one of them (`update`;
+//!    zero-cache reloads its table spec on `add-column`, which leaves the column null, so the
+//!    other rows are already right); a table whose filter changed gets the rows it now keeps (`insert`) and
 //!    deletes of those only the old filter kept. Rows are written as they are read, in the
 //!    initial sync's batch size, never held whole.
 //! 3. The session then streams from T with the **new** catalog (events at or before T are
@@ -269,8 +270,10 @@ fn table_of<'c>(catalog: &'c Catalog, zero_name: &str) -> Result<&'c PublishedTa
 enum Fill {
     /// A new table: every row.
     Insert,
-    /// Existing rows, rewritten whole (new columns, a changed projection).
+    /// Existing rows, rewritten whole (a changed projection).
     Update,
+    /// Only new columns: the rows with a value in one of them, rewritten whole.
+    NewColumns,
     /// A changed filter: the rows now kept, and deletes of those only the old filter kept.
     Filtered,
 }
@@ -279,6 +282,20 @@ struct Job<'c> {
     table: &'c PublishedTable,
     old: Option<&'c PublishedTable>,
     fill: Fill,
+    /// The columns added to the table (server names).
+    added: Vec<&'c str>,
+}
+
+impl Job<'_> {
+    /// Whether `row` must be written: with only new columns, a row whose new columns are all
+    /// null is already right (`add-column` left them null).
+    fn writes(&self, row: &Map<String, serde_json::Value>) -> bool {
+        self.fill != Fill::NewColumns
+            || self
+                .added
+                .iter()
+                .any(|c| row.get(*c).is_some_and(|v| !v.is_null()))
+    }
 }
 
 /// The rows of every table the steps need, collection by collection; returns how many.
@@ -294,10 +311,12 @@ async fn copy_rows<D: Downstream>(
                 table: table_of(c.new_catalog, table)?,
                 old: None,
                 fill: Fill::Insert,
+                added: Vec::new(),
             }),
             Step::Refill {
                 table,
                 filter_changed,
+                only_new_columns,
                 ..
             } => {
                 let t = table_of(c.new_catalog, table)?;
@@ -311,9 +330,21 @@ async fn copy_rows<D: Downstream>(
                     old,
                     fill: if *filter_changed {
                         Fill::Filtered
+                    } else if *only_new_columns {
+                        Fill::NewColumns
                     } else {
                         Fill::Update
                     },
+                    added: c
+                        .steps
+                        .iter()
+                        .filter_map(|s| match s {
+                            Step::AddColumn { table: t, column } if t == table => {
+                                Some(column.as_str())
+                            }
+                            _ => None,
+                        })
+                        .collect(),
                 });
             }
             _ => {}
@@ -382,8 +413,13 @@ async fn copy_collection<D: Downstream>(
             let t = j.table;
             if let Some(p) = &t.pipeline {
                 for r in snapshot_rows(p, &raw, metrics) {
+                    if !j.writes(&r.row.values) {
+                        continue;
+                    }
                     down.feed(match j.fill {
-                        Fill::Update => messages::update(&t.relation, &r.row.values),
+                        Fill::Update | Fill::NewColumns => {
+                            messages::update(&t.relation, &r.row.values)
+                        }
                         _ => messages::insert(&t.relation, &r.row.values),
                     })
                     .await?;
@@ -398,7 +434,10 @@ async fn copy_collection<D: Downstream>(
                 None
             };
             match (kept, j.fill) {
-                (Some(row), Fill::Update) => down.feed(messages::update(&t.relation, &row)).await?,
+                (Some(row), _) if !j.writes(&row) => continue,
+                (Some(row), Fill::Update | Fill::NewColumns) => {
+                    down.feed(messages::update(&t.relation, &row)).await?
+                }
                 (Some(row), _) => down.feed(messages::insert(&t.relation, &row)).await?,
                 (None, Fill::Filtered) => {
                     let Some(old) = j.old.filter(|o| o.rows.matches(&doc)) else {

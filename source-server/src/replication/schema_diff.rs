@@ -30,6 +30,9 @@ pub enum Step {
     Refill {
         table: String,
         filter_changed: bool,
+        /// Only columns were added (filter and projection as before): rows whose new columns
+        /// are all null need no change, since `add-column` leaves them null.
+        only_new_columns: bool,
         why: &'static str,
     },
     /// The permissions row is replaced.
@@ -190,6 +193,7 @@ pub fn diff(old: &Config, new: &Config) -> Result<Vec<Step>, NotInPlace> {
             rows.push(Step::Refill {
                 table: t.name.clone(),
                 filter_changed,
+                only_new_columns: added && !filter_changed && op == np,
                 why,
             });
         }
@@ -333,6 +337,7 @@ mod tests {
                 Step::Refill {
                     table: "users".into(),
                     filter_changed: false,
+                    only_new_columns: true,
                     why: "new columns"
                 },
             ])
@@ -380,6 +385,7 @@ mod tests {
             Ok(vec![Step::Refill {
                 table: "chats".into(),
                 filter_changed: true,
+                only_new_columns: false,
                 why: "its filter changed"
             }])
         );
@@ -466,6 +472,7 @@ mod tests {
             Ok(vec![Step::Refill {
                 table: "users".into(),
                 filter_changed: false,
+                only_new_columns: false,
                 why: "its projection changed"
             }])
         );
