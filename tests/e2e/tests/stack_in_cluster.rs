@@ -20,7 +20,9 @@
 //! 7. `cache.viewSyncers: 2` (with a Litestream `file://` backup on a claim both roles mount):
 //!    the single node gives way to a replication-manager and two view-syncers restored from its
 //!    backup, and a Zero client through the view-syncer Service, and one on each view-syncer
-//!    pod, see a new MongoDB row;
+//!    pod, see a new MongoDB row; then `cache.autoscale` adds a HorizontalPodAutoscaler and the
+//!    operator leaves the view-syncers' `replicas` alone (none reset, a count set by another
+//!    manager kept);
 //! 8. deleting the ZeroStack removes every child and keeps the user's ConfigMap and Secrets;
 //! 9. `helm uninstall` keeps the CRD.
 //!
@@ -1239,6 +1241,114 @@ async fn view_syncers(run: &Run) -> anyhow::Result<()> {
             "[stack_in_cluster] the client on {name} saw the row {:.1} s after the write",
             written.elapsed().as_secs_f64()
         );
+    }
+    autoscaled_view_syncers(run).await
+}
+
+/// `cache.autoscale` on the running view-syncers, against the real API server's server-side
+/// apply: the HorizontalPodAutoscaler appears, the Deployment keeps its 2 pods while the
+/// operator stops sending `replicas` (no reset to 1), and a count set by someone else (here
+/// `kubectl scale`, standing in for the autoscaler, which has no metrics in the kit) survives
+/// the operator's reconciles.
+async fn autoscaled_view_syncers(run: &Run) -> anyhow::Result<()> {
+    let replicas = || async {
+        anyhow::Ok(
+            run.deployments()
+                .get("zrocket-view-syncer")
+                .await?
+                .spec
+                .replicas
+                .unwrap_or(1),
+        )
+    };
+    run.stacks()
+        .patch(
+            STACK,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"cache": {
+                "autoscale": {"minReplicas": 2, "maxReplicas": 4, "targetCPU": 80},
+            }}})),
+        )
+        .await?;
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(run.client.clone(), DEMO);
+    let hpa = eventually("the autoscaler", Duration::from_secs(60), || async {
+        Ok(hpas.get_opt("zrocket-view-syncer").await?)
+    })
+    .await?;
+    if hpa.spec.scale_target_ref.name != "zrocket-view-syncer" || hpa.spec.max_replicas != 4 {
+        bail!("the autoscaler: {:?}", hpa.spec);
+    }
+    // Every reconcile of the change (and the ones its own writes bring) keeps the 2 pods.
+    let watch_until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < watch_until {
+        let n = replicas().await?;
+        if n != 2 {
+            bail!("the view-syncers' replicas went to {n} when the autoscaler was turned on");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    run.kubectl(
+        "kubectl scale the view-syncers",
+        &[
+            "-n",
+            DEMO,
+            "scale",
+            "deploy/zrocket-view-syncer",
+            "--replicas=3",
+        ],
+        None,
+    )?;
+    // The scale itself is a watch event of an owned Deployment, so the operator reconciles;
+    // an annotation on the ZeroStack brings one more.
+    run.kubectl(
+        "annotate the ZeroStack",
+        &[
+            "-n",
+            DEMO,
+            "annotate",
+            "--overwrite",
+            &format!("zerostack/{STACK}"),
+            &format!("e2e/poke={}", free_port()),
+        ],
+        None,
+    )?;
+    let watch_until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < watch_until {
+        let n = replicas().await?;
+        if n != 3 {
+            bail!("the operator changed the autoscaled view-syncers' replicas from 3 to {n}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The status follows the count (the kit's 2 cores leave no room to schedule a third
+    // view-syncer beside everything else, so it is not waited for).
+    eventually(
+        "status.cacheTopology with 3 view-syncers desired",
+        Duration::from_secs(120),
+        || async {
+            let st = run.stacks().get(STACK).await?.status;
+            Ok(st
+                .and_then(|s| s.cache_topology)
+                .filter(|t| t.view_syncers.replicas == 3))
+        },
+    )
+    .await?;
+    run.kubectl(
+        "kubectl scale the view-syncers back",
+        &[
+            "-n",
+            DEMO,
+            "scale",
+            "deploy/zrocket-view-syncer",
+            "--replicas=2",
+        ],
+        None,
+    )?;
+    run.wait_ready(Duration::from_secs(300)).await?;
+    let n = replicas().await?;
+    if n != 2 {
+        bail!("the view-syncers' replicas are {n} after scaling back to 2");
     }
     Ok(())
 }
