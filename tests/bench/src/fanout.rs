@@ -33,8 +33,6 @@ use crate::{Ctx, paced_writes, say};
 const RESERVE_BYTES: u64 = 6 << 30;
 /// How long clients get to see the last write of a run.
 const DRAIN: Duration = Duration::from_secs(30);
-/// Rows each client's query keeps (the newest of its room); larger than any poke's rows.
-const QUERY_LIMIT: usize = 100;
 
 /// The fan-out options (from `--fanout-*`).
 #[derive(Clone, Debug)]
@@ -74,8 +72,10 @@ pub struct Point {
     /// The same clients at the low rate: per write, until the last client saw it (ms).
     pub low_all_seen: Option<Percentiles>,
     pub low_served: usize,
-    /// Cores used over the steady run.
+    /// Cores used over the steady run's writes.
     pub cpu: Option<CpuUse>,
+    /// CPU per delivery (one write seen by one client), writes start → last write seen.
+    pub cost: Option<DeliveryCost>,
     /// zero-cache's resident memory before the clients connected, MB.
     pub zero_cache_rss_before_mb: f64,
     /// Resident memory at the end of the steady run, MB.
@@ -97,6 +97,26 @@ pub struct CpuUse {
     /// Every process on the machine (the other engineers' builds and tests included).
     pub machine_busy: f64,
     pub machine_cores: usize,
+}
+
+/// CPU µs per delivery (one write reaching one client).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DeliveryCost {
+    pub deliveries: usize,
+    pub zero_cache_us: f64,
+    /// zero-cache's busiest process (the syncer that holds the clients).
+    pub zero_cache_busiest_us: f64,
+    pub clients_us: f64,
+    pub postgres_us: f64,
+}
+
+impl DeliveryCost {
+    /// The clients a process at one full core could keep up with at `rate` writes/s, given
+    /// its CPU per delivery over all of them. For the busiest syncer of N (the clients split
+    /// evenly) this is what all N hold together, each at one core.
+    pub fn clients_per_core(us: f64, rate: u32) -> f64 {
+        1e6 / (us * f64::from(rate)).max(1e-9)
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -223,11 +243,14 @@ impl Ctx<'_> {
                 let added = (point.zero_cache_rss_mb - point.zero_cache_rss_before_mb).max(0.0)
                     + point.clients_rss_mb;
                 per_client[t] = per_client[t].max((added * 1_048_576.0) as u64 / k as u64);
-                if point.stopped.is_some() || point.served < k {
+                if point.stopped.is_some() || point.connected < k || point.served == 0 {
                     // A larger K would only fail the same way, slower.
                     stopped[t] = true;
                     point.stopped.get_or_insert_with(|| {
-                        format!("{} of {k} clients served: larger K not tried", point.served)
+                        format!(
+                            "{} of {k} connected, {} served: larger K not tried",
+                            point.connected, point.served
+                        )
                     });
                 }
                 say(format!("fan-out point: {point:?}"));
@@ -336,6 +359,16 @@ impl Ctx<'_> {
         point.zero_cache_rss_mb = rss_mb(topo);
         point.clients_rss_mb = pids.iter().map(|&p| rss(p)).sum::<u64>() as f64 / 1_048_576.0;
         let steady = flush_all(&mut clients, from, *seq).await?;
+        // Until the last client saw the last write: the CPU a backlog costs after the writes
+        // stopped is part of delivering them.
+        let c2 = CpuRead::take(
+            topo,
+            &pids,
+            source.process.pid(),
+            self.mongo.pid(),
+            self.pg.pid(),
+        )?;
+        point.cost = Some(c0.cost_until(&c2, steady.each_seen.len()));
         point.all_seen = percentiles(&steady.all_seen);
         point.each_seen = percentiles(&steady.each_seen);
         point.served = steady.served;
@@ -458,7 +491,6 @@ impl Clients {
             .args(["--clients", &n.to_string()])
             .args(["--first", &first.to_string()])
             .args(["--room", room])
-            .args(["--limit", &QUERY_LIMIT.to_string()])
             .current_dir(node_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -613,6 +645,19 @@ impl CpuRead {
         })
     }
 
+    fn cost_until(&self, later: &Self, deliveries: usize) -> DeliveryCost {
+        let c = self.cores_until(later);
+        let secs = (later.at - self.at).as_secs_f64();
+        let us = |cores: f64| cores * secs * 1e6 / deliveries.max(1) as f64;
+        DeliveryCost {
+            deliveries,
+            zero_cache_us: us(c.zero_cache),
+            zero_cache_busiest_us: us(c.zero_cache_busiest),
+            clients_us: us(c.clients.iter().sum()),
+            postgres_us: us(c.postgres),
+        }
+    }
+
     fn cores_until(&self, later: &Self) -> CpuUse {
         let secs = (later.at - self.at).as_secs_f64().max(1e-9);
         let per_pid: Vec<f64> = later
@@ -727,8 +772,8 @@ pub fn markdown(r: &Report) -> String {
         "### Fan-out: write → all-clients-see, {} writes/s for {} s (low rate: {}/s for {} s)\n\n",
         r.rate, r.secs, r.low_rate, r.low_secs
     );
-    s.push_str("| topology | K clients | served | p50 ms | p99 ms | each p50/p99 ms | low-rate p50/p99 ms | cores: zero-cache (busiest process) · clients · source · mongod · postgres · whole machine | RSS MB zero-cache · clients | note |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|---|\n");
+    s.push_str("| topology | K clients | served | p50 ms | p99 ms | each p50/p99 ms | low-rate p50/p99 ms | cores: zero-cache (busiest process) · clients · source · mongod · postgres · whole machine | CPU µs per delivery: zero-cache busiest process (all) · clients · postgres | K held at this rate by one core per syncer · by one client process at one core | RSS MB zero-cache · clients | note |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---|---|---|---|---|\n");
     for p in &r.points {
         let cpu = p.cpu.as_ref().map_or("—".into(), |c| {
             format!(
@@ -747,8 +792,21 @@ pub fn markdown(r: &Report) -> String {
                 c.machine_cores
             )
         });
+        let (cost, per_core) = p.cost.as_ref().map_or(("—".into(), "—".into()), |c| {
+            (
+                format!(
+                    "{:.0} ({:.0}) · {:.0} · {:.0}",
+                    c.zero_cache_busiest_us, c.zero_cache_us, c.clients_us, c.postgres_us
+                ),
+                format!(
+                    "{:.0} · {:.0}",
+                    DeliveryCost::clients_per_core(c.zero_cache_busiest_us, r.rate),
+                    DeliveryCost::clients_per_core(c.clients_us, r.rate)
+                ),
+            )
+        });
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {}/{} | {}/{} | {} | {:.0} · {:.0} | {} |\n",
+            "| {} | {} | {} | {} | {} | {}/{} | {}/{} | {} | {} | {} | {:.0} · {:.0} | {} |\n",
             p.topology,
             p.clients,
             p.served,
@@ -759,6 +817,8 @@ pub fn markdown(r: &Report) -> String {
             ms(&p.low_all_seen, |p| p.p50),
             ms(&p.low_all_seen, |p| p.p99),
             cpu,
+            cost,
+            per_core,
             p.zero_cache_rss_mb,
             p.clients_rss_mb,
             p.stopped.as_deref().unwrap_or("")
