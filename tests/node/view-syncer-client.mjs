@@ -16,22 +16,16 @@
 // and `server` settles only when the client's lastMutationID came back through the change
 // stream, i.e. the write was confirmed to this client by its own view-syncer.
 // Runs until --timeout-ms (default 10 minutes), then exits 0; SIGTERM ends it at once.
-import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import {
   Zero,
-  boolean,
   createBuilder,
-  createSchema,
   defineMutator,
   defineMutators,
   defineQueries,
   defineQuery,
-  json,
-  number,
-  string,
-  table,
 } from '@rocicorp/zero';
+import { buildSchema } from './zero-schema.mjs';
 
 function usage(msg) {
   process.stderr.write(`view-syncer-client: ${msg}\n`);
@@ -76,37 +70,7 @@ for (const [flag, name] of [['--query', opts.query], ['--mutate', opts.mutate]])
   if (name !== undefined && !dotted.test(name)) usage(`${flag} must be a dotted name like a.b, got ${JSON.stringify(name)}`);
 }
 
-// The Zero schema from its JSON form, exactly as the source publishes it.
-function buildSchema(file) {
-  let raw;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    usage(`cannot read schema ${file}: ${e.message}`);
-  }
-  if (raw && raw.schema && !raw.tables) raw = raw.schema;
-  if (!raw || typeof raw.tables !== 'object') usage(`${file}: $.tables: missing; expected a Zero schema as JSON`);
-  const builders = { string, number, boolean, json, null: json };
-  const tables = Object.entries(raw.tables).map(([key, t]) => {
-    let tb = table(t.name ?? key);
-    if (t.serverName) tb = tb.from(t.serverName);
-    const columns = {};
-    for (const [col, c] of Object.entries(t.columns ?? {})) {
-      const make = builders[c.type];
-      if (!make) usage(`${file}: $.tables.${key}.columns.${col}.type: unknown type ${JSON.stringify(c.type)}`);
-      let cb = make();
-      if (c.serverName) cb = cb.from(c.serverName);
-      if (c.optional) cb = cb.optional();
-      columns[col] = cb;
-    }
-    const pk = t.primaryKey ?? [];
-    if (pk.length === 0) usage(`${file}: $.tables.${key}.primaryKey: missing or empty`);
-    return tb.columns(columns).primaryKey(...pk);
-  });
-  return { schema: createSchema({ tables, enableLegacyQueries: false }), raw };
-}
-
-const { schema, raw } = buildSchema(opts.schema);
+const { schema, raw } = buildSchema(opts.schema, { enableLegacyQueries: false, fail: usage });
 const tableSpec = Object.values(raw.tables).find(t => (t.name ?? '') === opts.table) ?? raw.tables[opts.table];
 if (!tableSpec) usage(`--table ${opts.table}: not in ${opts.schema}`);
 const primaryKey = tableSpec.primaryKey;

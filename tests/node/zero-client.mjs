@@ -19,21 +19,15 @@
 // {"event": "reload"} when it starts over as a reloaded page would, see below). It exits 0 as
 // soon as a row containing every property of --until-json appears (without --until-json: on
 // the first complete result), and 1 on timeout (default 30 s), after printing what it saw.
-import { readFileSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import {
   Zero,
-  boolean,
   createBuilder,
-  createSchema,
   defineQueries,
   defineQuery,
-  json,
-  number,
-  string,
-  table,
 } from '@rocicorp/zero';
+import { buildSchema } from './zero-schema.mjs';
 
 function usage(msg) {
   process.stderr.write(
@@ -91,40 +85,9 @@ for (const required of ['url', 'schema', 'table']) {
 }
 if (opts.args !== undefined && !opts.query) usage('--args needs --query');
 
-// Builds a Zero schema at run time from its JSON form, so the client sees exactly the schema the
-// source publishes (the same file source-server and the app use).
-function buildSchema(file, enableLegacyQueries) {
-  let raw;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    usage(`cannot read schema ${file}: ${e.message}`);
-  }
-  if (raw && raw.schema && !raw.tables) raw = raw.schema;
-  if (!raw || typeof raw.tables !== 'object') usage(`${file}: $.tables: missing; expected a Zero schema as JSON`);
-  const builders = { string, number, boolean, json, null: json };
-  const tables = Object.entries(raw.tables).map(([key, t]) => {
-    let tb = table(t.name ?? key);
-    if (t.serverName) tb = tb.from(t.serverName);
-    const columns = {};
-    for (const [col, c] of Object.entries(t.columns ?? {})) {
-      const make = builders[c.type];
-      if (!make) usage(`${file}: $.tables.${key}.columns.${col}.type: unknown type ${JSON.stringify(c.type)}`);
-      let cb = make();
-      if (c.serverName) cb = cb.from(c.serverName);
-      if (c.optional) cb = cb.optional();
-      columns[col] = cb;
-    }
-    const pk = t.primaryKey ?? [];
-    if (pk.length === 0) usage(`${file}: $.tables.${key}.primaryKey: missing or empty`);
-    return tb.columns(columns).primaryKey(...pk);
-  });
-  return createSchema({ tables, enableLegacyQueries });
-}
-
 // Named mode turns legacy queries off, as a real app does: then only the named query can make
 // rows sync, so seeing a row proves the app's query endpoint answered for it.
-const schema = buildSchema(opts.schema, !opts.query);
+const { schema } = buildSchema(opts.schema, { enableLegacyQueries: !opts.query, fail: usage });
 if (!schema.tables[opts.table]) {
   usage(`--table ${opts.table}: not in ${opts.schema} (tables: ${Object.keys(schema.tables).join(', ')})`);
 }
