@@ -81,7 +81,8 @@ pub fn deployment(zs: &ZeroStack) -> Deployment {
             uid: 65532,
             annotations: BTreeMap::new(),
             termination_grace_seconds: 30,
-            recreate: false,
+            strategy: None,
+            default_affinity: None,
         },
     )
 }

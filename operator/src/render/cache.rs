@@ -337,7 +337,8 @@ pub fn role_deployment(zs: &ZeroStack, role: Role) -> Deployment {
             // claim is an owned child that goes with the stack, and a Deployment replaces a pod
             // stuck on a bad template where a StatefulSet's rollout waits for a manual delete.
             // View-syncers have no shared file and roll one by one.
-            recreate: role != Role::ViewSyncer,
+            strategy: (role != Role::ViewSyncer).then(super::recreate_strategy),
+            default_affinity: None,
         },
     );
     if role == Role::ViewSyncer && hpa(zs).is_some() {

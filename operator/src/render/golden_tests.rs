@@ -396,3 +396,79 @@ fn zero_cache_env_follows_the_custom_source_contract() {
             >= 300
     );
 }
+
+/// Two sources: rolled one new pod at a time with none down, spread over nodes unless the user
+/// set an affinity (theirs is kept whole), and paused before SIGTERM; one source gets no
+/// affinity. The readiness window stays under the source's 30 s hand-off.
+#[test]
+fn source_pods_roll_without_a_gap_and_spread_over_nodes() {
+    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let schema = inputs().schema.unwrap();
+    let mut zs = zerostack("ha");
+    let one = source::deployment(&zs, &schema);
+    assert!(one.spec.template.spec.as_ref().unwrap().affinity.is_none());
+
+    zs.spec.source.replicas = 2;
+    let two = source::deployment(&zs, &schema);
+    let spec = &two.spec;
+    let rolling = spec
+        .strategy
+        .as_ref()
+        .unwrap()
+        .rolling_update
+        .as_ref()
+        .unwrap();
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)));
+    let pod = spec.template.spec.as_ref().unwrap();
+    let anti = pod
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    assert!(
+        anti.required_during_scheduling_ignored_during_execution
+            .is_none()
+    );
+    let term = &anti
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        term.pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(
+        term.pod_affinity_term
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels,
+        spec.selector.match_labels,
+        "the term selects exactly the source pods"
+    );
+
+    let c = &pod.containers[0];
+    let sleep = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+    let seconds = sleep.sleep.as_ref().unwrap().seconds;
+    assert!(seconds > 0 && seconds < pod.termination_grace_period_seconds.unwrap());
+    let ready = c.readiness_probe.as_ref().unwrap();
+    assert!(
+        ready.period_seconds.unwrap() * ready.failure_threshold.unwrap() < source::HANDOFF_SECONDS
+    );
+
+    let user = Affinity {
+        node_affinity: Some(NodeAffinity::default()),
+        ..Default::default()
+    };
+    zs.spec.source.workload.affinity = Some(user.clone());
+    let theirs = source::deployment(&zs, &schema);
+    assert_eq!(
+        theirs.spec.template.spec.unwrap().affinity,
+        Some(user),
+        "a user's affinity is never merged with or replaced by ours"
+    );
+}

@@ -398,13 +398,68 @@ pub struct DeploymentParts<'a> {
     pub annotations: BTreeMap<String, String>,
     /// Grace period for shutdown.
     pub termination_grace_seconds: i64,
-    /// `Recreate` for zero-cache (one writer per replica file), else rolling.
-    pub recreate: bool,
+    /// The rollout strategy; `None` leaves Kubernetes' default (rolling, 25 % / 25 %).
+    pub strategy: Option<k8s_openapi::api::apps::v1::DeploymentStrategy>,
+    /// The pods' affinity when the user gives none (the user's always wins, whole).
+    pub default_affinity: Option<k8s_openapi::api::core::v1::Affinity>,
+}
+
+/// `Recreate`: the old pod is gone before the new one starts (zero-cache: one writer per
+/// replica file).
+pub fn recreate_strategy() -> k8s_openapi::api::apps::v1::DeploymentStrategy {
+    k8s_openapi::api::apps::v1::DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        ..Default::default()
+    }
+}
+
+/// Rolling with `maxUnavailable: 0`, `maxSurge: 1`: a new pod must be ready before an old one
+/// stops, so a rollout never drops below the wanted count (the defaults, 25 % each, round
+/// `maxUnavailable` down to 0 only below four replicas, and surge more than one pod above).
+pub fn surge_one_strategy() -> k8s_openapi::api::apps::v1::DeploymentStrategy {
+    use k8s_openapi::api::apps::v1::{DeploymentStrategy, RollingUpdateDeployment};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_unavailable: Some(IntOrString::Int(0)),
+            max_surge: Some(IntOrString::Int(1)),
+        }),
+    }
+}
+
+/// A *preferred* anti-affinity spreading a component's pods over nodes
+/// (`kubernetes.io/hostname`), so one node's loss does not take them all; preferred, so a
+/// single-node cluster still schedules every pod.
+pub fn spread_over_nodes(zs: &ZeroStack, component: &str) -> k8s_openapi::api::core::v1::Affinity {
+    use k8s_openapi::api::core::v1::{
+        Affinity, PodAffinityTerm, PodAntiAffinity, WeightedPodAffinityTerm,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(selector_labels(zs, component)),
+                            ..Default::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A hardened Deployment around one container.
 pub fn deployment(zs: &ZeroStack, parts: DeploymentParts<'_>) -> Deployment {
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy};
+    use k8s_openapi::api::apps::v1::DeploymentSpec;
     use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -422,10 +477,7 @@ pub fn deployment(zs: &ZeroStack, parts: DeploymentParts<'_>) -> Deployment {
                 match_labels: Some(selector_labels(zs, parts.component)),
                 ..Default::default()
             },
-            strategy: parts.recreate.then(|| DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..Default::default()
-            }),
+            strategy: parts.strategy,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels(zs, parts.component)),
@@ -441,7 +493,7 @@ pub fn deployment(zs: &ZeroStack, parts: DeploymentParts<'_>) -> Deployment {
                     volumes: Some(parts.volumes),
                     node_selector: parts.workload.node_selector.clone(),
                     tolerations: parts.workload.tolerations.clone(),
-                    affinity: parts.workload.affinity.clone(),
+                    affinity: parts.workload.affinity.clone().or(parts.default_affinity),
                     ..Default::default()
                 }),
             },

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Container, Service, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    ConfigMapVolumeSource, Container, Lifecycle, LifecycleHandler, Service, SleepAction, Volume,
+    VolumeMount,
+};
 
 use super::{
     CONFIG_DIR, DeploymentParts, KEY_SOURCE_TOKEN, SCHEMA_HASH_ANNOTATION, SOURCE_PORT, VERSION,
@@ -18,6 +21,26 @@ use crate::schema_check::{MAPPINGS_FILE, PERMISSIONS_FILE, RenderedSchema, SCHEM
 
 /// The pod volume holding the schema ConfigMap.
 const CONFIG_VOLUME: &str = "config";
+
+/// Readiness: `/ready` every 5 s, out of the Service after 3 failures, i.e. within 15 s of
+/// MongoDB going away. It must stay under 30 s, the time after which a source that lost
+/// MongoDB hands zero-cache's connection off (README, "Running two sources"): by then the
+/// Service must already send the reconnect to the other source, not back to this one.
+const READY_PERIOD_SECONDS: i32 = 5;
+/// See [`READY_PERIOD_SECONDS`].
+const READY_FAILURES: i32 = 3;
+/// The source's hand-off time when MongoDB is away; the readiness window stays under it.
+pub const HANDOFF_SECONDS: i32 = 30;
+const _: () = assert!(READY_PERIOD_SECONDS * READY_FAILURES < HANDOFF_SECONDS);
+
+/// How long a stopping source pod keeps serving before it gets SIGTERM (the kubelet's
+/// `preStop` sleep; no binary in the image needed). Endpoints drop a terminating pod at once,
+/// but kube-proxy on every node and zero-cache's reconnect need a moment to see it: without
+/// the pause, a reconnect in that window can land on the pod that is closing.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// Grace period of a source pod: the `preStop` sleep plus the source's own shutdown.
+const TERMINATION_GRACE_SECONDS: i64 = 30;
+const _: () = assert!(PRE_STOP_SLEEP_SECONDS < TERMINATION_GRACE_SECONDS);
 
 /// Default image of the change source.
 pub fn default_image() -> String {
@@ -62,7 +85,12 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
         image: Some(spec.workload.image.clone().unwrap_or_else(default_image)),
         ports: Some(vec![http_port(SOURCE_PORT)]),
         env: Some(envs),
-        readiness_probe: Some(http_probe("/ready", 5, 3, 3)),
+        readiness_probe: Some(http_probe(
+            "/ready",
+            READY_PERIOD_SECONDS,
+            3,
+            READY_FAILURES,
+        )),
         liveness_probe: Some(http_probe("/health", 10, 3, 3)),
         startup_probe: Some(http_probe("/health", 2, 3, 30)),
         resources: Some(resources(
@@ -79,6 +107,15 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
             },
             tmp_mount,
         ]),
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let volumes = vec![
@@ -105,8 +142,14 @@ pub fn deployment(zs: &ZeroStack, schema: &RenderedSchema) -> Deployment {
                 SCHEMA_HASH_ANNOTATION.to_string(),
                 schema.hash.clone(),
             )]),
-            termination_grace_seconds: 30,
-            recreate: false,
+            termination_grace_seconds: TERMINATION_GRACE_SECONDS,
+            // A new source pod is ready before an old one stops: with two replicas one always
+            // serves zero-cache during a rollout.
+            strategy: Some(super::surge_one_strategy()),
+            // Two or more: on different nodes where the cluster has them, so one node's loss
+            // cannot take every source. One replica renders no affinity at all.
+            default_affinity: (spec.replicas >= 2)
+                .then(|| super::spread_over_nodes(zs, component::SOURCE)),
         },
     )
 }
