@@ -201,8 +201,9 @@ impl Ctx<'_> {
             ..Default::default()
         };
         let mut seq = 0u64;
-        // Bytes each client added (its share of the client processes and of zero-cache's growth),
-        // the most seen so far, per topology.
+        // Bytes each client added (its share of the client processes and of zero-cache's growth)
+        // at the last point measured, per topology: the largest K so far, where the Node
+        // processes' own ~90 MB weigh least.
         let mut per_client = [0u64; 2];
         let mut stopped = [false; 2];
         for &k in &opts.clients {
@@ -242,7 +243,9 @@ impl Ctx<'_> {
                 // What the clients added: their processes and zero-cache's growth.
                 let added = (point.zero_cache_rss_mb - point.zero_cache_rss_before_mb).max(0.0)
                     + point.clients_rss_mb;
-                per_client[t] = per_client[t].max((added * 1_048_576.0) as u64 / k as u64);
+                if point.cpu.is_some() {
+                    per_client[t] = (added * 1_048_576.0) as u64 / k as u64;
+                }
                 if point.stopped.is_some() || point.connected < k || point.served == 0 {
                     // A larger K would only fail the same way, slower.
                     stopped[t] = true;
