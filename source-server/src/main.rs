@@ -12,6 +12,7 @@ use source_server::config::inputs::{self, Loaded};
 use source_server::config::settings::{Cli, Command, LogFormat, Settings};
 use source_server::http::router;
 use source_server::mongo::images;
+use source_server::replication::config_history;
 use source_server::server_state::ServerState;
 use tracing::{error, info, warn};
 
@@ -114,6 +115,12 @@ async fn serve(settings: Settings, loaded: Loaded) -> anyhow::Result<()> {
         "source-server listening"
     );
     let state = Arc::new(ServerState::new(settings, db, loaded));
+    // Other sources must know this configuration is running (schema changes during a rollout).
+    tokio::spawn(config_history::announce_forever(
+        state.db.clone(),
+        state.settings.registry_collection.clone(),
+        state.config_hash().to_string(),
+    ));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -11,10 +11,32 @@
 //! before the ack arrives — on the next resume from a watermark at or after it (zero-cache only
 //! resumes from what it committed). A crash before that leaves `current` as it was, so the
 //! change is simply applied again.
+//!
+//! Several sources share these collections, and during a rolling update they do not share a
+//! configuration: zero-cache may resume on a pod with the new one, get the change applied,
+//! then reconnect to a pod still running the old one. That pod must not "apply in place" the
+//! reverse diff (the two would flap the replica back and forth). So every source announces the
+//! configuration it runs in `<REGISTRY_COLLECTION>_config_loads`: when a configuration hash was
+//! first loaded by any source (MongoDB's clock, kept forever) and when a source running it last
+//! said it was alive (every [`ANNOUNCE_EVERY`]). A source whose configuration was first loaded
+//! before the replica's does not change the replica backwards while a source running the
+//! replica's configuration is alive ([`LIVE_FOR`]): zero-cache is sent elsewhere instead. Once
+//! no source runs the newer one any more (a rollback finished), the old configuration is the
+//! only one there is and the change is applied, backwards, as the user asked. Ordering by the
+//! first load, not the latest, means an old pod restarted in the middle of a rollout does not
+//! become "newer" than the rollout's pods.
+//!
+//! Both collections are read from the primary: what one source just recorded must be seen by
+//! another at zero-cache's very next resume, which may land there a moment later.
+
+use std::time::Duration;
 
 use bson::{Document, doc};
+use futures::TryStreamExt;
+use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria};
 use mongodb::{Collection, Database};
 use serde_json::Value;
+use tracing::warn;
 use zerostack_spec::mapping::TableMappings;
 use zerostack_spec::schema::Schema;
 use zerostack_spec::{Bookkeeping, Config};
@@ -108,6 +130,50 @@ pub struct Entry {
 
 pub struct ConfigHistory {
     collection: Collection<Document>,
+    loads: Collection<Document>,
+}
+
+/// How often a running source says its configuration is alive.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
+/// How long a configuration counts as run by a live source after its last announcement: three
+/// announcements, so one slow write does not make it look gone.
+pub const LIVE_FOR: Duration = Duration::from_secs(30);
+
+/// What the sources said about one configuration hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadRecord {
+    pub hash: String,
+    /// When a source first loaded it (MongoDB's clock, epoch ms).
+    pub first_loaded_ms: i64,
+    /// A source running it announced it within [`LIVE_FOR`].
+    pub live: bool,
+}
+
+/// Whether this source may change a replica from its configuration to the loaded one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Direction {
+    Allowed,
+    /// The replica's configuration is newer and still served: why not.
+    Backwards(String),
+}
+
+/// The rule (see the module comment): backwards only when the replica's configuration was
+/// first loaded after ours and a source still runs it. Unknown records (a configuration from a
+/// source that did not announce) never block. Ties are broken by the hash so that two sources
+/// never both see the other as older.
+pub fn direction(mine: &LoadRecord, replica: Option<&LoadRecord>) -> Direction {
+    let Some(replica) = replica else {
+        return Direction::Allowed;
+    };
+    let newer = (replica.first_loaded_ms, &replica.hash) > (mine.first_loaded_ms, &mine.hash);
+    if newer && replica.live {
+        Direction::Backwards(format!(
+            "the replica has configuration {}, loaded after this source's {} and still run by a live source: not changing it backwards (zero-cache should resume on a source with the newer configuration)",
+            replica.hash, mine.hash
+        ))
+    } else {
+        Direction::Allowed
+    }
 }
 
 fn key(replica_version: &str, shard: &Shard) -> Document {
@@ -120,9 +186,70 @@ fn key(replica_version: &str, shard: &Shard) -> Document {
 
 impl ConfigHistory {
     pub fn new(db: &Database, registry_collection: &str) -> Self {
+        let primary = || {
+            CollectionOptions::builder()
+                .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+                .build()
+        };
         ConfigHistory {
-            collection: db.collection(&format!("{registry_collection}_configs")),
+            collection: db
+                .collection_with_options(&format!("{registry_collection}_configs"), primary()),
+            loads: db
+                .collection_with_options(&format!("{registry_collection}_config_loads"), primary()),
         }
+    }
+
+    /// A source runs configuration `hash` now: first loaded now unless it was before.
+    pub async fn announce(&self, hash: &str) -> Result<(), HistoryError> {
+        self.loads
+            .update_one(
+                doc! {"_id": hash},
+                vec![doc! {"$set": {
+                    "firstLoadedAt": {"$ifNull": ["$firstLoadedAt", "$$NOW"]},
+                    "seenAt": "$$NOW",
+                }}],
+            )
+            .upsert(true)
+            .await?;
+        Ok(())
+    }
+
+    /// What is known of these hashes (missing: never announced).
+    pub async fn loads(&self, hashes: &[&str]) -> Result<Vec<LoadRecord>, HistoryError> {
+        let live_ms = LIVE_FOR.as_millis() as i64;
+        let cursor = self
+            .loads
+            .aggregate(vec![
+                doc! {"$match": {"_id": {"$in": hashes}}},
+                doc! {"$project": {
+                    "firstLoadedAt": 1,
+                    "live": {"$gte": ["$seenAt", {"$subtract": ["$$NOW", live_ms]}]},
+                }},
+            ])
+            .await?;
+        let docs: Vec<Document> = cursor.try_collect().await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some(LoadRecord {
+                    hash: d.get_str("_id").ok()?.to_string(),
+                    first_loaded_ms: d.get_datetime("firstLoadedAt").ok()?.timestamp_millis(),
+                    live: d.get_bool("live").unwrap_or(false),
+                })
+            })
+            .collect())
+    }
+
+    /// May this source (running `mine`) change a replica whose configuration is `replica`?
+    pub async fn direction(&self, mine: &str, replica: &str) -> Result<Direction, HistoryError> {
+        // Announced here too: the start-up announcement may have failed (MongoDB not up yet).
+        self.announce(mine).await?;
+        let loads = self.loads(&[mine, replica]).await?;
+        let find = |h: &str| loads.iter().find(|l| l.hash == h);
+        let Some(me) = find(mine) else {
+            return Ok(Direction::Allowed);
+        };
+        Ok(direction(me, find(replica)))
     }
 
     /// The replica's configuration is now `config` (an initial sync, or a committed change).
@@ -192,9 +319,63 @@ impl ConfigHistory {
     }
 }
 
+/// Runs for the life of the process: says every [`ANNOUNCE_EVERY`] that a source runs `hash`.
+pub async fn announce_forever(db: Database, registry_collection: String, hash: String) {
+    let history = ConfigHistory::new(&db, &registry_collection);
+    loop {
+        if let Err(e) = history.announce(&hash).await {
+            warn!(error = %e, "cannot announce the loaded configuration");
+        }
+        tokio::time::sleep(ANNOUNCE_EVERY).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rec(hash: &str, first: i64, live: bool) -> LoadRecord {
+        LoadRecord {
+            hash: hash.into(),
+            first_loaded_ms: first,
+            live,
+        }
+    }
+
+    /// A rollout: the old pod must not undo the new pod's change; the new pod may apply it.
+    #[test]
+    fn an_older_source_never_changes_a_served_newer_replica_backwards() {
+        let old = rec("aaa", 100, true);
+        let new = rec("bbb", 200, true);
+        assert!(matches!(
+            direction(&old, Some(&new)),
+            Direction::Backwards(why) if why.contains("bbb") && why.contains("aaa")
+        ));
+        assert_eq!(direction(&new, Some(&old)), Direction::Allowed);
+    }
+
+    /// A rollback: once no source runs the newer configuration, the old one applies.
+    #[test]
+    fn a_rollback_applies_once_the_newer_configuration_is_gone() {
+        let old = rec("aaa", 100, true);
+        let gone = rec("bbb", 200, false);
+        assert_eq!(direction(&old, Some(&gone)), Direction::Allowed);
+    }
+
+    /// Unknown configurations (no announcement) never block; equal times never block both ways.
+    #[test]
+    fn unknown_and_tied_records() {
+        let mine = rec("aaa", 100, true);
+        assert_eq!(direction(&mine, None), Direction::Allowed);
+        let a = rec("aaa", 100, true);
+        let b = rec("bbb", 100, true);
+        let ab = direction(&a, Some(&b)) == Direction::Allowed;
+        let ba = direction(&b, Some(&a)) == Direction::Allowed;
+        assert!(
+            ab != ba,
+            "exactly one of two tied configurations may change the other"
+        );
+    }
 
     /// What is stored loads back to the same configuration, hash included.
     #[test]

@@ -15,6 +15,9 @@ use crate::connection_status::now_ms;
 pub enum ChangeKind {
     InPlace,
     Reset,
+    /// Not applied: the replica's configuration is newer than this source's and another source
+    /// still runs it (a rolling update); the connection was closed so zero-cache resumes there.
+    Refused,
 }
 
 /// How far an in-place change got.
@@ -42,7 +45,7 @@ pub struct LastSchemaChange {
     /// In place: each step, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<String>>,
-    /// Reset: why it could not be applied in place.
+    /// Reset: why it could not be applied in place. Refused: why it was not applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// In place: the watermark of its transaction, once chosen.

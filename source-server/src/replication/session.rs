@@ -24,7 +24,7 @@ use crate::mongo::cluster_time::ClusterTime;
 use crate::mongo::images;
 use crate::mongo::reconnect::{Backoff, is_transient};
 use crate::mongo::replica_registry::{TOUCH_EVERY, Verdict};
-use crate::replication::config_history::{ConfigHistory, StoredConfig};
+use crate::replication::config_history::{ConfigHistory, Direction, StoredConfig};
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
 use crate::replication::schema_apply::{self, ApplyEnd, Change};
@@ -211,6 +211,7 @@ async fn run<D: Downstream>(
                 Ok(Plan::UpToDate) => {}
                 Ok(Plan::InPlace(p)) => schema_change = Some(p),
                 Ok(Plan::Reset(reason)) => return Outcome::Reset(reason),
+                Ok(Plan::Refused(why)) => return Outcome::Failed(why),
                 Err(e) => return Outcome::Failed(format!("schema change: {e}")),
             }
         }
@@ -418,6 +419,8 @@ enum Plan {
     UpToDate,
     InPlace(Box<Prepared>),
     Reset(ResetReason),
+    /// Backwards during a rollout (see `config_history`): close, zero-cache resumes elsewhere.
+    Refused(String),
 }
 
 /// What to do with a replica built from another configuration: compares what it has (the
@@ -466,6 +469,23 @@ async fn plan(
     if current.hash == new.hash {
         record_committed(state, history, shard, replica_version).await?;
         return Ok(Plan::UpToDate);
+    }
+    if let Direction::Backwards(why) = history
+        .direction(&new.hash, &current.hash)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        warn!(replica_version, reason = %why, "schema change refused");
+        let mut s = LastSchemaChange::now(
+            ChangeKind::Refused,
+            shard,
+            replica_version,
+            Some(&current.hash),
+            &new.hash,
+        );
+        s.reason = Some(why.clone());
+        state.schema_changes.set(s);
+        return Ok(Plan::Refused(why));
     }
     let old = match current.load() {
         Ok(old) => old,
