@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod projection;
 pub mod resolve;
 pub mod schema;
+pub mod schema_diff;
 pub mod secret;
 
 use indexmap::IndexMap;

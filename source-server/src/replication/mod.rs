@@ -6,15 +6,15 @@
 //!   transaction and coalesced into Zero transactions;
 //! - `row_changes`: one change event → the data messages of every table its collection feeds;
 //! - `reset`: every reason to answer `reset-required` instead;
-//! - `config_history`, `schema_diff`, `schema_apply`, `schema_status`: the configuration each
-//!   replica has, what changed since, applying that in place, and the report of it.
+//! - `config_history`, `schema_apply`, `schema_status`: the configuration each replica has,
+//!   applying what changed since in place (the diff itself is `zerostack_spec::schema_diff`,
+//!   shared with the operator), and the report of it.
 
 pub mod config_history;
 pub mod initial_sync;
 pub mod reset;
 pub mod row_changes;
 pub mod schema_apply;
-pub mod schema_diff;
 pub mod schema_status;
 pub mod session;
 pub mod transactions;

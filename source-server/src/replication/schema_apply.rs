@@ -1,4 +1,5 @@
-//! Carrying out an in-place schema change ([`schema_diff`] steps) on a resumed connection.
+//! Carrying out an in-place schema change ([`zerostack_spec::schema_diff`] steps) on a resumed
+//! connection.
 //!
 //! The replica reflects every change at or before its resume point R, shaped by the old
 //! configuration. The change is made at one point T, in one Zero transaction, so that it fits
@@ -39,7 +40,6 @@ use crate::replication::config_history::{ConfigHistory, StoredConfig};
 use crate::replication::initial_sync::find_filter_of;
 use crate::replication::reset::ResetReason;
 use crate::replication::row_changes::row_of;
-use crate::replication::schema_diff::Step;
 use crate::replication::schema_status::ChangeState;
 use crate::replication::transactions::{StreamEnd, Streamer};
 use crate::rows::Fields;
@@ -47,6 +47,7 @@ use crate::server_state::ServerState;
 use crate::zero::catalog::{Catalog, PublishedTable, Shard};
 use crate::zero::downstream::{Downstream, DownstreamClosed};
 use crate::zero::messages;
+use zerostack_spec::schema_diff::Step;
 
 /// Why applying stopped short of its commit.
 #[derive(Debug)]

@@ -28,13 +28,13 @@ use crate::replication::config_history::{ConfigHistory, Direction, StoredConfig}
 use crate::replication::initial_sync::{InitialSyncContext, InitialSyncError, initial_sync};
 use crate::replication::reset::ResetReason;
 use crate::replication::schema_apply::{self, ApplyEnd, Change};
-use crate::replication::schema_diff::{Step, diff};
 use crate::replication::schema_status::{ChangeKind, ChangeState, LastSchemaChange};
 use crate::replication::transactions::{StreamEnd, Streamer, log_end};
 use crate::server_state::ServerState;
 use crate::zero::catalog::{Catalog, Shard};
 use crate::zero::downstream::{Downstream, WsDownstream};
 use crate::zero::messages::{self, Upstream};
+use zerostack_spec::schema_diff::{Step, diff};
 
 /// The query parameters zero-cache adds to `ZERO_UPSTREAM_DB`.
 #[derive(Debug, Clone, Deserialize)]

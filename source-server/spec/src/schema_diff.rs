@@ -7,12 +7,16 @@
 //! in the replica. Whatever would change the identity or the type of values already replicated
 //! (a primary key, a column type, how a key column is read, a pipeline) is refused: existing rows
 //! could not be rewritten reliably by row changes, so that stays a full resync.
+//!
+//! It lives in the spec crate because two programs must classify a change the same way: the
+//! source, which applies it, and the operator, which reports before a rollout whether it will
+//! apply in place or make zero-cache resync. One function, one answer.
 
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::{Config, TableSpec};
 use serde_json::Value;
-use zerostack_spec::{Config, TableSpec};
 
 /// One in-place change, in the order they are applied (drops, then creations, then rows).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,11 +233,11 @@ fn key_names(t: &TableSpec, key: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::filter::Filter;
+    use crate::mapping::{TableMapping, TableMappings};
+    use crate::projection::Projection;
+    use crate::schema::{ColumnSchema, Schema, TableSchema};
     use serde_json::json;
-    use zerostack_spec::filter::Filter;
-    use zerostack_spec::mapping::{TableMapping, TableMappings};
-    use zerostack_spec::projection::Projection;
-    use zerostack_spec::schema::{ColumnSchema, Schema, TableSchema};
 
     use super::*;
 
@@ -492,7 +496,7 @@ mod tests {
             diff(&base(), &new),
             Err(NotInPlace::SourceChanged { .. })
         ));
-        let other = base().with_bookkeeping(zerostack_spec::Bookkeeping {
+        let other = base().with_bookkeeping(crate::Bookkeeping {
             clients_collection: "c2".into(),
             mutations_collection: "m2".into(),
         });
