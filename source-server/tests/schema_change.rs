@@ -1,7 +1,9 @@
 //! Schema changes without a resync, with everything real: MongoDB, PostgreSQL, zero-cache 1.9.0
 //! and a Zero client. The source is restarted with a changed schema, mappings or permissions
 //! while writes go on; zero-cache must keep its replica (same replica version, no exit), the
-//! replica must equal MongoDB afterwards, and a Zero client must see the new table or column.
+//! replica must equal MongoDB afterwards, and a Zero client must see the new table or column;
+//! a client subscribed before a change keeps its subscription and receives what is written
+//! during and after it, with no reload.
 //! A change that cannot be applied in place must still reset cleanly, and a zero-cache
 //! restarted in the middle of a large new table must end with the replica equal to MongoDB.
 //!
@@ -19,7 +21,7 @@ use common::*;
 use serde_json::{Value, json};
 use zerostack_harness::cases::Cases;
 use zerostack_harness::{
-    Mongo, Postgres, ZeroCache, ZeroClientWait, service_temp_dir, zero_client_wait,
+    ManagedProcess, Mongo, Postgres, ZeroCache, ZeroClientWait, service_temp_dir, zero_client_wait,
 };
 
 /// One table of the test's configuration: its columns (`name` → type, `?` suffix = optional)
@@ -298,6 +300,59 @@ async fn client_sees(
     .map(|_| ())
 }
 
+/// A real Zero client (`zero-client.mjs`) kept subscribed to one table across a change: it
+/// prints every result and any reload (Zero's "start over from scratch"), and exits 0 once a
+/// row containing `until` arrives.
+struct Subscriber {
+    process: ManagedProcess,
+}
+
+impl Subscriber {
+    fn start(
+        dir: &Path,
+        zero: &ZeroCache,
+        schema: &Path,
+        table: &str,
+        until: Value,
+    ) -> anyhow::Result<Self> {
+        zerostack_harness::node::ensure_node_modules()?;
+        let node = zerostack_harness::node_dir();
+        let mut cmd = std::process::Command::new(zerostack_harness::paths::node_bin());
+        cmd.current_dir(&node)
+            .arg(node.join("zero-client.mjs"))
+            .args(["--url", &zero.url(), "--table", table])
+            .arg("--schema")
+            .arg(schema)
+            .args(["--until-json", &until.to_string(), "--timeout-ms", "240000"]);
+        Ok(Subscriber {
+            process: ManagedProcess::spawn("zero-client", cmd, dir)?,
+        })
+    }
+
+    /// What it printed so far, one JSON value a line.
+    fn lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.process.stdout_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits (bounded) for its first complete result; how many rows it had.
+    async fn wait_complete(&self) -> anyhow::Result<usize> {
+        for _ in 0..240 {
+            if let Some(l) = self.lines().iter().find(|l| l["resultType"] == "complete") {
+                return Ok(l["rows"].as_array().map_or(0, Vec::len));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        bail!(
+            "the subscribed client never had a complete result\n{}",
+            self.process.log_tail(20)
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()> {
     let dir = service_temp_dir("schema-change")?;
@@ -457,6 +512,20 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
 
     cases
         .run("a new optional column", async {
+            // A client subscribed before the change, to a table the change leaves alone, must
+            // stay subscribed: the rows written during and after it arrive in the same store,
+            // with no reload (which is what a reset makes Zero do).
+            let client_schema = dir.path().join("client-schema.json");
+            std::fs::copy(&files.schema, &client_schema)?;
+            let mut subscriber = Subscriber::start(
+                &dir.path().join("subscriber"),
+                &zero,
+                &client_schema,
+                "tags",
+                json!({"_id": "across-after", "label": "after the change"}),
+            )?;
+            let before = subscriber.wait_complete().await?;
+            ensure!(before >= 100, "the client had {before} tags before the change");
             let change = change_in_place!(
                 "column",
                 [
@@ -490,6 +559,41 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
                 json!({"_id": "column-i149", "price": 149.75}),
             )
             .await?;
+            db.collection::<bson::Document>("tags")
+                .insert_one(doc! {"_id": "across-after", "label": "after the change"})
+                .await?;
+            let exit = subscriber.process.wait_exit(Duration::from_secs(60)).await?;
+            let lines = subscriber.lines();
+            ensure!(
+                exit == Some(0),
+                "the subscribed client did not see the row written after the change (exit {exit:?})\n{}",
+                subscriber.process.log_tail(20)
+            );
+            let reloads: Vec<&Value> = lines.iter().filter(|l| l.get("event").is_some()).collect();
+            ensure!(reloads.is_empty(), "the subscribed client started over: {reloads:?}");
+            // Its last result holds the seed, every tag written across the change, and the new one.
+            let last = lines
+                .iter()
+                .rev()
+                .find(|l| l["rows"].is_array())
+                .context("no result")?;
+            let ids: std::collections::BTreeSet<&str> = last["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["_id"].as_str())
+                .collect();
+            let missing: Vec<String> = (0..150)
+                .map(|i| format!("column-g{i}"))
+                .chain((0..100).map(|i| format!("g{i}")))
+                .filter(|id| !ids.contains(id.as_str()))
+                .collect();
+            ensure!(missing.is_empty(), "the subscribed client lacks {missing:?}");
+            eprintln!(
+                "subscribed client: {before} tags before, {} after, {} results, no reload",
+                ids.len(),
+                lines.len()
+            );
             same_replica(&mut zero, &rv).await
         })
         .await;
