@@ -655,6 +655,42 @@ pub struct ZeroStackStatus {
     /// sha256 of the schema files currently rolled out to the change source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_hash: Option<String>,
+    /// The last schema change rolled out, and whether the change source can apply it to
+    /// zero-cache's replica in place or zero-cache resyncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schema_change: Option<SchemaChangeStatus>,
+}
+
+/// One schema change, classified by the change source's own rules
+/// (`zerostack_spec::schema_diff`) from the rolled-out schema files before and after.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaChangeStatus {
+    /// `status.schemaHash` before the change.
+    pub from_hash: String,
+    /// `status.schemaHash` after it.
+    pub to_hash: String,
+    /// InPlace, Resync, or Unknown (the previous schema could no longer be read).
+    pub kind: SchemaChangeKind,
+    /// In place: what the source streams to zero-cache, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
+    /// Resync or Unknown: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the operator rolled the change out.
+    pub at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+}
+
+/// How zero-cache's replica follows a schema change.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaChangeKind {
+    /// The source streams the change; zero-cache keeps its replica and its clients.
+    InPlace,
+    /// The source answers `reset-required`; zero-cache rebuilds its replica.
+    Resync,
+    /// The previous schema's ConfigMap was gone, so the change could not be classified.
+    Unknown,
 }
 
 /// Replica counts of one component's Deployment.

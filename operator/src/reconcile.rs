@@ -24,7 +24,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::crd::{Endpoints, ZeroStack, ZeroStackStatus};
+use crate::crd::{Endpoints, SchemaChangeKind, SchemaChangeStatus, ZeroStack, ZeroStackStatus};
 use crate::metrics::Metrics;
 use crate::render::{
     self, APP_PORT, CACHE_PORT, Child, GeneratedSecrets, Inputs, KEY_ADMIN_PASSWORD,
@@ -201,6 +201,18 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
 
     // 1. The schema: validate before anything rolls.
     let (schema, outcome, schema_unwatched) = resolve_schema(zs, ctx, &ns).await?;
+    // A new valid schema: how will the source follow it (before the sweep may prune the old
+    // one's ConfigMap)?
+    let schema_change = match (
+        &outcome,
+        zs.status.as_ref().and_then(|s| s.schema_hash.as_deref()),
+        &schema,
+    ) {
+        (SchemaOutcome::Valid { hash }, Some(previous), Some(new)) if previous != hash => {
+            Some(classify_schema_change(zs, ctx, &ns, previous, new).await?)
+        }
+        _ => None,
+    };
 
     // 2. Generated secrets: reuse what exists, generate what is missing.
     let generated = generated_secrets(zs, ctx, &ns).await?;
@@ -328,12 +340,18 @@ async fn reconcile_inner(zs: &ZeroStack, ctx: &Context) -> Result<Action, Error>
             }),
         }),
     };
-    let st = status::compute(zs, &obs, &now());
+    let mut st = status::compute(zs, &obs, &now());
+    if let Some(change) = &schema_change {
+        st.last_schema_change = Some(change.clone());
+    }
     let ready = st
         .conditions
         .iter()
         .any(|c| c.type_ == status::types::READY && c.status == "True");
     write_status(zs, ctx, st).await?;
+    if let Some(change) = &schema_change {
+        publish_schema_change(zs, ctx, change).await;
+    }
     let mut requeue = if ready {
         Duration::from_secs(300)
     } else {
@@ -424,6 +442,106 @@ async fn resolve_schema(
             ))
         }
     }
+}
+
+/// Classifies the change from the rolled-out schema `previous` (read back from its
+/// content-addressed ConfigMap, which the sweep keeps for a while) to `new`.
+async fn classify_schema_change(
+    zs: &ZeroStack,
+    ctx: &Context,
+    ns: &str,
+    previous: &str,
+    new: &RenderedSchema,
+) -> Result<SchemaChangeStatus, Error> {
+    let cm_name = render::config::schema_config_map_name(zs, previous);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let old = api
+        .get_opt(&cm_name)
+        .await
+        .map_err(kube_err(format!("reading ConfigMap {ns}/{cm_name}")))?
+        .filter(|cm| owned_by(cm, zs))
+        .and_then(|cm| cm.data)
+        .map(|data| RenderedSchema {
+            data,
+            hash: previous.to_string(),
+        });
+    let (kind, steps, reason) = match old.map(|old| schema_check::classify(&old, new)) {
+        Some(Ok(schema_check::Change::InPlace(steps))) => (SchemaChangeKind::InPlace, steps, None),
+        Some(Ok(schema_check::Change::Resync(reason))) => {
+            (SchemaChangeKind::Resync, Vec::new(), Some(reason))
+        }
+        Some(Err(e)) => (
+            SchemaChangeKind::Unknown,
+            Vec::new(),
+            Some(format!("the previous schema no longer loads: {e}")),
+        ),
+        None => (
+            SchemaChangeKind::Unknown,
+            Vec::new(),
+            Some(format!(
+                "the previous schema's ConfigMap {ns}/{cm_name} is gone"
+            )),
+        ),
+    };
+    info!(zerostack = %key(zs), from = previous, to = %new.hash, ?kind, ?steps, ?reason, "schema change");
+    Ok(SchemaChangeStatus {
+        from_hash: previous.to_string(),
+        to_hash: new.hash.clone(),
+        kind,
+        steps,
+        reason,
+        at: now(),
+    })
+}
+
+/// One Event per schema change rolled out, saying how zero-cache's replica follows it.
+async fn publish_schema_change(zs: &ZeroStack, ctx: &Context, change: &SchemaChangeStatus) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let (reason, what) = match change.kind {
+        SchemaChangeKind::InPlace => (
+            "SchemaChangeInPlace",
+            format!("applied in place: {}", change.steps.join("; ")),
+        ),
+        SchemaChangeKind::Resync => (
+            "SchemaChangeResync",
+            format!(
+                "zero-cache resyncs: {}",
+                change.reason.as_deref().unwrap_or_default()
+            ),
+        ),
+        SchemaChangeKind::Unknown => (
+            "SchemaChangeUnknown",
+            format!(
+                "not classified: {}",
+                change.reason.as_deref().unwrap_or_default()
+            ),
+        ),
+    };
+    let note = truncate_chars(
+        format!(
+            "schema {} → {}: {what}",
+            short(&change.from_hash),
+            short(&change.to_hash)
+        ),
+        1000,
+    );
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: "RollSchema".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &zs.object_ref(&())).await {
+        warn!(zerostack = %key(zs), error = %e, "could not publish event");
+    }
+}
+
+/// The first 12 characters of a hash, as people quote them.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 async fn generated_secrets(

@@ -284,6 +284,140 @@ async fn schema_change_rolls_only_the_source() {
     );
 }
 
+/// The schema change events published so far: (reason, note).
+fn schema_change_events(fake: &ApiServerVerifier) -> Vec<(String, String)> {
+    fake.calls()
+        .into_iter()
+        .filter(|c| c.method == Method::POST && c.path.contains("/events"))
+        .filter_map(|c| {
+            let body = c.body?;
+            let reason = body["reason"].as_str()?.to_string();
+            reason.starts_with("SchemaChange").then(|| {
+                (
+                    reason,
+                    body["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn schema_change_status_says_in_place_or_resync_and_zero_cache_is_not_rolled() {
+    use crate::crd::SchemaChangeKind;
+    const CHATS_NAME: &str = r#""name":{"type":"string","optional":true,"customType":null}"#;
+    let (ctx, fake) = setup(&zerostack("chat"));
+    run(&ctx, &fake).await.unwrap();
+    let hash1 = source_hash(&fake);
+    assert_eq!(current(&fake).status.unwrap().last_schema_change, None);
+    let cache1 = fake.get(&format!("{DEPLOYS}chat-cache")).unwrap()["spec"]["template"].clone();
+
+    // A new optional column: applied in place.
+    let with_topic = |ty: &str| {
+        SCHEMA.replace(
+            CHATS_NAME,
+            &format!(r#"{CHATS_NAME},"topic":{{"type":"{ty}","optional":true,"customType":null}}"#),
+        )
+    };
+    update(&fake, |zs| {
+        zs.spec.schema.inline.as_mut().unwrap().schema = with_topic("string");
+    });
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    let hash2 = source_hash(&fake);
+    assert_ne!(hash1, hash2);
+    let change = current(&fake)
+        .status
+        .unwrap()
+        .last_schema_change
+        .expect("recorded");
+    assert_eq!(change.kind, SchemaChangeKind::InPlace, "{change:?}");
+    assert_eq!(
+        (change.from_hash.as_str(), change.to_hash.as_str()),
+        (hash1.as_str(), hash2.as_str())
+    );
+    assert!(
+        change
+            .steps
+            .iter()
+            .any(|s| s.contains("add column") && s.contains("topic")),
+        "{:?}",
+        change.steps
+    );
+    assert_eq!(change.reason, None);
+    assert_eq!(
+        fake.get(&format!("{DEPLOYS}chat-cache")).unwrap()["spec"]["template"],
+        cache1,
+        "zero-cache's pod template is untouched, so it is not restarted"
+    );
+    let events = schema_change_events(&fake);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "SchemaChangeInPlace");
+    assert!(events[0].1.contains("topic"), "{events:?}");
+
+    // Nothing changes: the record stays as it was, and no new event.
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    assert_eq!(
+        current(&fake).status.unwrap().last_schema_change,
+        Some(change)
+    );
+    assert!(schema_change_events(&fake).is_empty());
+
+    // A column's type changes: zero-cache resyncs, and the reason names the column.
+    update(&fake, |zs| {
+        zs.spec.schema.inline.as_mut().unwrap().schema = with_topic("number");
+    });
+    fake.clear_calls();
+    run(&ctx, &fake).await.unwrap();
+    let hash3 = source_hash(&fake);
+    let change = current(&fake)
+        .status
+        .unwrap()
+        .last_schema_change
+        .expect("recorded");
+    assert_eq!(change.kind, SchemaChangeKind::Resync, "{change:?}");
+    assert_eq!(
+        (change.from_hash.as_str(), change.to_hash.as_str()),
+        (hash2.as_str(), hash3.as_str())
+    );
+    assert!(change.steps.is_empty());
+    assert!(
+        change
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("topic"),
+        "{change:?}"
+    );
+    assert_eq!(schema_change_events(&fake)[0].0, "SchemaChangeResync");
+    assert_eq!(
+        fake.get(&format!("{DEPLOYS}chat-cache")).unwrap()["spec"]["template"],
+        cache1
+    );
+
+    // The previous schema's ConfigMap is gone: said so, not guessed.
+    fake.remove(&format!("{CMS}chat-schema-{hash3}"));
+    update(&fake, |zs| {
+        zs.spec.schema.inline.as_mut().unwrap().schema = SCHEMA.into();
+    });
+    run(&ctx, &fake).await.unwrap();
+    let change = current(&fake)
+        .status
+        .unwrap()
+        .last_schema_change
+        .expect("recorded");
+    assert_eq!(change.kind, SchemaChangeKind::Unknown, "{change:?}");
+    assert!(
+        change
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!("chat-schema-{hash3}")),
+        "{change:?}"
+    );
+}
+
 #[tokio::test]
 async fn schema_config_maps_are_pruned_to_the_running_one_and_a_short_history() {
     let (ctx, fake) = setup(&zerostack("chat"));

@@ -39,6 +39,53 @@ pub struct RenderedSchema {
 /// Validates the files with `zerostack_spec::load`. The error is a human-readable list of
 /// problems, one per line, each naming the file and the JSON path.
 pub fn check(files: &SchemaFiles) -> Result<RenderedSchema, String> {
+    let config = load(files)?;
+    let mut data = BTreeMap::new();
+    data.insert(SCHEMA_FILE.to_string(), files.schema.clone());
+    if let Some(m) = &files.table_mappings {
+        data.insert(MAPPINGS_FILE.to_string(), m.clone());
+    }
+    if let Some(p) = &files.permissions {
+        data.insert(PERMISSIONS_FILE.to_string(), p.clone());
+    }
+    Ok(RenderedSchema {
+        data,
+        hash: config.hash,
+    })
+}
+
+/// How the change source follows a change from one rolled-out schema to another.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// zero-cache keeps its replica: the source streams these steps (in order).
+    InPlace(Vec<String>),
+    /// The source answers `reset-required`, for this reason.
+    Resync(String),
+}
+
+/// Classifies a change with the source's own rule (`zerostack_spec::schema_diff::diff`) on the
+/// two parsed configurations. It predicts what a source does for a zero-cache whose replica
+/// was built from `old`; one built from an even older schema is diffed from that one. An
+/// error means one side no longer parses (a spec-crate upgrade between the two).
+pub fn classify(old: &RenderedSchema, new: &RenderedSchema) -> Result<Change, String> {
+    let parse = |r: &RenderedSchema, origin: String| {
+        load(&SchemaFiles {
+            origin,
+            schema: r.data.get(SCHEMA_FILE).cloned().unwrap_or_default(),
+            table_mappings: r.data.get(MAPPINGS_FILE).cloned(),
+            permissions: r.data.get(PERMISSIONS_FILE).cloned(),
+        })
+    };
+    let before = parse(old, format!("the schema {}", old.hash))?;
+    let after = parse(new, format!("the schema {}", new.hash))?;
+    Ok(match zerostack_spec::schema_diff::diff(&before, &after) {
+        Ok(steps) => Change::InPlace(steps.iter().map(ToString::to_string).collect()),
+        Err(why) => Change::Resync(why.to_string()),
+    })
+}
+
+/// The files parsed and validated into the configuration the change source would run.
+fn load(files: &SchemaFiles) -> Result<zerostack_spec::Config, String> {
     let schema_origin = format!("{} key {SCHEMA_FILE}", files.origin);
     let mappings_origin = format!("{} key {MAPPINGS_FILE}", files.origin);
     let permissions_origin = format!("{} key {PERMISSIONS_FILE}", files.origin);
@@ -60,21 +107,7 @@ pub fn check(files: &SchemaFiles) -> Result<RenderedSchema, String> {
             origin: &permissions_origin,
             text,
         });
-    let config =
-        zerostack_spec::load(schema, mappings, permissions).map_err(|errors| errors.to_string())?;
-
-    let mut data = BTreeMap::new();
-    data.insert(SCHEMA_FILE.to_string(), files.schema.clone());
-    if let Some(m) = &files.table_mappings {
-        data.insert(MAPPINGS_FILE.to_string(), m.clone());
-    }
-    if let Some(p) = &files.permissions {
-        data.insert(PERMISSIONS_FILE.to_string(), p.clone());
-    }
-    Ok(RenderedSchema {
-        data,
-        hash: config.hash,
-    })
+    zerostack_spec::load(schema, mappings, permissions).map_err(|errors| errors.to_string())
 }
 
 #[cfg(test)]
@@ -97,6 +130,31 @@ mod tests {
         let b = check(&files(SCHEMA)).unwrap();
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.data.len(), 2);
+    }
+
+    /// The source's own rule decides: a changed filter is streamed in place, a changed primary
+    /// key is a resync naming the table.
+    #[test]
+    fn classify_follows_the_sources_schema_diff() {
+        let before = check(&files(SCHEMA)).unwrap();
+        let mut refiltered = files(SCHEMA);
+        refiltered.table_mappings = Some(MAPPINGS.replace(r#"{"t":"d"}"#, r#"{"t":"p"}"#));
+        let refiltered = check(&refiltered).unwrap();
+        match classify(&before, &refiltered).unwrap() {
+            Change::InPlace(steps) => {
+                assert!(steps.iter().any(|s| s.contains("chats")), "{steps:?}")
+            }
+            other => panic!("a changed filter is in place: {other:?}"),
+        }
+        let rekeyed = SCHEMA.replace(
+            r#""primaryKey":["id"]},"chats""#,
+            r#""primaryKey":["id","name"]},"chats""#,
+        );
+        let rekeyed = check(&files(&rekeyed)).unwrap();
+        match classify(&before, &rekeyed).unwrap() {
+            Change::Resync(reason) => assert!(reason.contains("channels"), "{reason}"),
+            other => panic!("a changed primary key resyncs: {other:?}"),
+        }
     }
 
     #[test]

@@ -379,6 +379,11 @@ pub fn compute(zs: &ZeroStack, obs: &Observed, now: &Time) -> ZeroStackStatus {
             SchemaOutcome::Valid { hash } => Some(hash.clone()),
             SchemaOutcome::Invalid { running_hash, .. } => running_hash.clone(),
         },
+        // The reconcile replaces it when it rolls a new schema; until then the last one stays.
+        last_schema_change: zs
+            .status
+            .as_ref()
+            .and_then(|s| s.last_schema_change.clone()),
     }
 }
 

@@ -12,7 +12,8 @@
 //! 1. a MongoDB write reaches a real Zero client through zero-cache in the cluster;
 //! 2. a message sent by one browser user (headless Chromium against the app's Service) appears
 //!    for another;
-//! 3. a valid schema change rolls only the change-source pods, and the client keeps syncing;
+//! 3. a valid schema change (a new optional column) rolls only the change-source pods, the
+//!    status records it as `InPlace`, and the client keeps syncing;
 //! 4. an invalid one leaves every pod running, with `SchemaValid=False`;
 //! 5. killing the source pod and the zero-cache pod under a small write load loses no row and
 //!    duplicates none (zero-cache's replica, read in its pod, equals MongoDB);
@@ -52,7 +53,7 @@ use zerostack_harness::cases::Cases;
 use zerostack_harness::cluster::{self, Cluster};
 use zerostack_harness::stack::built_bin;
 use zerostack_harness::{ManagedProcess, StateDir, free_port, http, node_dir, read_replica};
-use zerostack_operator::crd::ZeroStack;
+use zerostack_operator::crd::{SchemaChangeKind, ZeroStack};
 
 const DEMO: &str = "zerostack-demo";
 const SYSTEM: &str = "zerostack-system";
@@ -876,6 +877,19 @@ async fn valid_schema_change(run: &Run) -> anyhow::Result<()> {
         bail!(
             "status.schemaHash {:?}, the source runs {hash_after}",
             st.schema_hash
+        );
+    }
+    // A new optional column is one the source applies in place (README, "Schema changes").
+    let change = st
+        .last_schema_change
+        .context("no status.lastSchemaChange after a schema change")?;
+    if change.kind != SchemaChangeKind::InPlace
+        || change.from_hash != hash_before
+        || change.to_hash != hash_after
+        || !change.steps.iter().any(|s| s.contains("nickname"))
+    {
+        bail!(
+            "status.lastSchemaChange {change:?}, expected InPlace {hash_before} → {hash_after} adding nickname"
         );
     }
     run.insert_channel(&mark).await?;
