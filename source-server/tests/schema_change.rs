@@ -787,6 +787,91 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
 
     cases
         .run(
+            "a query is answered while a large change is applied",
+            async {
+                ensure!(!rv.is_empty(), "needs the initial sync");
+                // A second table over the 50,000 documents of `big`: a long in-place change.
+                let big2 = table(
+                    "big2",
+                    &[("_id", "string"), ("n", "number?"), ("pad", "string?")],
+                    Some(json!({"source": "big"})),
+                );
+                // The clients keep the schema they have: one with the new table would be
+                // refused until the table exists.
+                let before_schema = dir.path().join("before-big2-schema.json");
+                std::fs::copy(&files.schema, &before_schema)?;
+                files.write(
+                    &[
+                        items(true),
+                        chats(false),
+                        channels(),
+                        tags(),
+                        messages(&["b", "c"]),
+                        big(),
+                        big2,
+                    ],
+                    &["tags"],
+                )?;
+                let now_ms = || {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64)
+                };
+                let wait = ZeroClientWait::new(zero.url(), &before_schema, "items")
+                    .until(json!({"_id": "i1"}))
+                    .timeout(Duration::from_secs(60));
+                let query = || zero_client_wait(&wait);
+                // How long a fresh client's query takes when nothing is being applied.
+                let idle_from = now_ms();
+                query().await?;
+                let idle_ms = now_ms() - idle_from;
+                source.kill9_and_restart().await?;
+                let mut started = Value::Null;
+                for _ in 0..2400 {
+                    let c = status(&source).await?["lastSchemaChange"].clone();
+                    if c["steps"].to_string().contains("create table big2")
+                        && c["watermark"].is_string()
+                    {
+                        started = c;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                ensure!(!started.is_null(), "the large change never started");
+                // A fresh client's query on a table the change does not touch.
+                let asked_ms = now_ms();
+                query().await?;
+                let answered_ms = now_ms();
+                let change = wait_last_change(&source, "in-place").await?;
+                let committed_ms = change["committedAtMs"].as_u64().context("committedAtMs")?;
+                let started_ms = started["atMs"].as_u64().unwrap_or(0);
+                eprintln!(
+                    "large change: {} rows, decided at +0, query asked at +{} ms, answered at +{} ms, committed at +{} ms; an idle query took {idle_ms} ms",
+                    change["rows"],
+                    asked_ms as i64 - started_ms as i64,
+                    answered_ms as i64 - started_ms as i64,
+                    committed_ms as i64 - started_ms as i64,
+                );
+                ensure!(
+                    answered_ms < committed_ms,
+                    "the query was only answered {} ms after the change committed",
+                    answered_ms - committed_ms
+                );
+                wait_replica_equals(
+                    &zero,
+                    "big2",
+                    "big2",
+                    &["_id", "n", "pad"],
+                    &want(&db, "big", doc! {}, &["_id", "n", "pad"]).await?,
+                )
+                .await?;
+                same_replica(&mut zero, &rv).await
+            },
+        )
+        .await;
+
+    cases
+        .run(
             "a change that cannot be applied in place resets cleanly",
             async {
                 ensure!(!rv.is_empty(), "needs the initial sync");
