@@ -87,8 +87,9 @@ struct Args {
     /// Run only these phases (default: all, and curves with --curves): stream (1+2, and the
     /// source's own latency), zero (3+5), pipeline (3p: a pipeline mapping's burst beside the
     /// plain mapping's), pg (4+5), sync (6), curves (the scaling curves), tokens (which
-    /// change-stream replies end a group, on real MongoDB), fanout (K Zero clients on one query;
-    /// only when asked for).
+    /// change-stream replies end a group, on real MongoDB), schema (a new optional column applied
+    /// in place beside a full resync, --sync-rows documents; the `schema_change` binary), fanout
+    /// (K Zero clients on one query; only when asked for).
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Phase>,
     /// Fan-out: numbers of Zero clients, tried in order while the machine holds them.
@@ -152,6 +153,7 @@ enum Phase {
     Sync,
     Curves,
     Tokens,
+    Schema,
     Fanout,
 }
 
@@ -367,6 +369,11 @@ async fn run() -> anyhow::Result<()> {
         say(format!("post-batch tokens: {t:?}"));
         results.tokens = Some(t);
     }
+    phase!(
+        Phase::Schema,
+        "schema: a new optional column in place beside a full resync",
+        schema_change(args.sync_rows, &source_bin)
+    );
     if let Some(curves) = phase!(Phase::Curves, "curves", ctx.curves()) {
         results.curves = Some(curves);
     }
@@ -1024,6 +1031,25 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Issue 13's row: runs the `schema_change` binary built beside this one (its own MongoDB,
+/// PostgreSQL and zero-cache, so the in-place change and the resync it is compared with share
+/// nothing with the other phases); it prints its table and writes
+/// `tests/artifacts/bench-schema-change.json`.
+async fn schema_change(rows: u64, source_bin: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let bin = exe.with_file_name("schema_change");
+    let status = tokio::process::Command::new(&bin)
+        .arg("--rows")
+        .arg(rows.to_string())
+        .arg("--source-bin")
+        .arg(source_bin)
+        .status()
+        .await
+        .with_context(|| format!("starting {}", bin.display()))?;
+    anyhow::ensure!(status.success(), "{} ended with {status}", bin.display());
+    Ok(())
 }
 
 #[cfg(test)]
