@@ -1,5 +1,7 @@
 //! The whole stack with zero-cache as one replication-manager and view-syncers
-//! (`zerostack_harness::view_syncers`): MongoDB, PostgreSQL, source-server, the replication-manager
+//! (`zerostack_harness::view_syncers`): MongoDB, PostgreSQL, two source-servers behind the
+//! harness's TCP balancer (a stand-in for the Service, and what the replication-manager dials),
+//! the replication-manager
 //! backing its replica up with Litestream 0.5 to a `file://` replica, two view-syncers restored
 //! from that backup, and the ZRocket app. Real Zero clients (`tests/node/view-syncer-client.mjs`)
 //! watch `rooms.publicChannels`, one per view-syncer, each through its own loopback TCP
@@ -7,7 +9,8 @@
 //! session affinity would.
 //!
 //! Under a bounded steady write load (channels inserted into MongoDB, 4 a second) it kills -9 a
-//! view-syncer, restarts the replication-manager and adds a view-syncer from the backup. After
+//! view-syncer, restarts the replication-manager, adds a view-syncer from the backup and
+//! kills -9 the source the replication-manager streams from (it must move to the other). After
 //! each it pauses the writes and waits until every replica and every client holds exactly
 //! MongoDB's channels, printing rows lost / duplicated / extra for each (all must be 0).
 //!
@@ -330,6 +333,60 @@ fn replicas(stack: &mut Stack) -> Vec<(String, std::path::PathBuf)> {
     out
 }
 
+/// The replica version of a zero-cache replica file: a fresh initial sync would change it.
+async fn replica_version(file: &Path) -> Result<String> {
+    let dump = read_replica(file).await?;
+    dump["_zero.replicationConfig"][0]["replicaVersion"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{}: no replicaVersion", file.display()))
+}
+
+/// The replica version of every replica that runs now, by name.
+async fn replica_versions(stack: &mut Stack) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, file) in replicas(stack) {
+        let version = replica_version(&file).await?;
+        out.push((name, version));
+    }
+    Ok(out)
+}
+
+/// Streams a source has served, from its logs (every run of it: they are appended).
+fn streams_served(source: &ManagedProcess) -> usize {
+    [source.stdout_log(), source.stderr_log()]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|s| {
+            s.lines()
+                .filter(|l| l.contains("zero-cache connected") && l.contains("streaming"))
+                .count()
+        })
+        .sum()
+}
+
+/// Waits (bounded) until exactly one source holds a connection through the balancer (the
+/// replication-manager's change stream, the only one that dials it); its index.
+async fn streaming_source(stack: &Stack) -> Result<usize> {
+    let bal = stack
+        .source_balancer
+        .as_ref()
+        .context("no source balancer")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let holding: Vec<usize> = (0..stack.source_count())
+            .filter(|&i| bal.open_to(i) > 0)
+            .collect();
+        if let [one] = holding[..] {
+            return Ok(one);
+        }
+        if Instant::now() >= deadline {
+            bail!("no single source holds the replication-manager's stream: {holding:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits (bounded) until every replica and client holds exactly MongoDB's channels; prints and
 /// returns the tallies. Writes must be paused.
 async fn converge(stack: &mut Stack, clients: &[&Client], label: &str) -> Result<String> {
@@ -495,6 +552,7 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
     ensure_litestream()?;
     let mut opts = StackOptions::temp()?;
     opts.view_syncers = 2;
+    opts.sources = 2;
     let mut stack = Stack::start(opts).await?;
     let vs_ports = stack
         .view_syncers
@@ -663,6 +721,63 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
                     )
                     .await?,
                 );
+                Ok(())
+            },
+        )
+        .await;
+
+    cases
+        .run(
+            "kill -9 of the source the replication-manager streams from, under load: it moves to the other and converges",
+            async {
+                let before = replica_versions(&mut stack).await?;
+                load.resume();
+                tokio::time::sleep(LOAD_AROUND_FAULT).await;
+                let killed = streaming_source(&stack).await?;
+                let other = 1 - killed;
+                let bal = stack.source_balancer.as_ref().context("no source balancer")?;
+                let to_other = bal.connections_to(other);
+                let served_by_other = streams_served(stack.source_mut(other));
+                stack.kill9_source(killed).await?;
+                let t = Instant::now();
+                let now = streaming_source(&stack).await?;
+                let moved = t.elapsed();
+                assert_eq!(now, other, "the stream is not on the other source");
+                let bal = stack.source_balancer.as_ref().context("no source balancer")?;
+                assert!(
+                    bal.connections_to(other) > to_other,
+                    "no new connection to source {other}"
+                );
+                println!(
+                    "[{SCENARIO}] killed source {killed}; the replication-manager streams from \
+                     source {other} {:.1} s later",
+                    moved.as_secs_f64()
+                );
+                tokio::time::sleep(LOAD_AROUND_FAULT).await;
+                load.pause().await;
+                let clients: Vec<&Client> = [Some(&a), Some(&b), c.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let label = format!("after kill -9 of source {killed}");
+                results.push(converge(&mut stack, &clients, &label).await?);
+                assert_eq!(
+                    replica_versions(&mut stack).await?,
+                    before,
+                    "a replica was rebuilt (its replica version changed)"
+                );
+                assert!(
+                    streams_served(stack.source_mut(other)) > served_by_other,
+                    "source {other}'s log shows no new stream"
+                );
+                for i in 0..stack.source_count() {
+                    assert!(
+                        !stack.source_mut(i).log_contains("sending reset-required"),
+                        "source {i} sent reset-required"
+                    );
+                }
+                // Two sources again for the rest of the stack's life (its stop and logs).
+                stack.start_source_again(killed).await?;
                 Ok(())
             },
         )

@@ -1,7 +1,9 @@
 //! The whole ZeroStack as local processes: a MongoDB replica set, PostgreSQL, source-server
 //! loaded with `zrocket export`, zero-cache 1.9.0 wired to the app's mutate and query endpoints,
 //! and `zrocket serve` with the demo data seeded; or, with [`StackOptions::view_syncers`] > 0,
-//! zero-cache as a replication-manager and that many view-syncers ([`crate::view_syncers`]).
+//! zero-cache as a replication-manager and that many view-syncers ([`crate::view_syncers`]);
+//! with [`StackOptions::sources`] > 1, that many source-servers behind a [`Balancer`] (a
+//! stand-in for the Kubernetes Service), which zero-cache dials instead of one source.
 //! The one launcher behind `tests/stack.sh` and
 //! every end-to-end test that needs the whole stack, so they all start it the same way.
 //!
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use zerostack_spec::{env, files};
 
+use crate::balancer::Balancer;
 use crate::http;
 use crate::mongo::Mongo;
 use crate::postgres::Postgres;
@@ -78,6 +81,9 @@ pub struct StackOptions {
     /// `<state>/backup` and N view-syncers; the first one takes the zero port and is the URL
     /// the app gives browsers.
     pub view_syncers: usize,
+    /// Source-servers: 1 (the default) is dialled directly; N > 1 run side by side behind a
+    /// [`Balancer`], whose address zero-cache (or the replication-manager) is given.
+    pub sources: usize,
 }
 
 impl StackOptions {
@@ -89,6 +95,7 @@ impl StackOptions {
             web_dir: None,
             dev_login: false,
             view_syncers: 0,
+            sources: 1,
         })
     }
 }
@@ -156,7 +163,14 @@ pub struct Stack {
     pub export_dir: PathBuf,
     pub mongo: Mongo,
     pub pg: Postgres,
+    /// Source 0 (the only one by default).
     pub source: ManagedProcess,
+    /// Sources 1..N when [`StackOptions::sources`] > 1 ([`Stack::source_mut`] indexes them all).
+    pub more_sources: Vec<ManagedProcess>,
+    /// In front of the sources when there are several; it counts connections per source.
+    pub source_balancer: Option<Balancer>,
+    /// Each source's port, in index order.
+    source_ports: Vec<u16>,
     pub app: ManagedProcess,
     /// The zero-cache; with view-syncers, the replication-manager (which serves no clients).
     pub zero: ZeroCache,
@@ -230,31 +244,42 @@ impl Stack {
         let app_url = format!("http://127.0.0.1:{app_port}");
         let source_url = format!("http://127.0.0.1:{source_port}");
 
-        let t = Instant::now();
-        let mut cmd = Command::new(&source_bin);
-        cmd.env(env::source::HOST, "127.0.0.1")
-            .env(env::source::PORT, source_port.to_string())
-            .env(env::source::MONGODB_URI, &mongo_uri)
-            .env(env::source::MONGODB_DATABASE, DATABASE)
-            .env(env::source::SCHEMA_FILE, export_dir.join(files::SCHEMA))
-            .env(
-                env::source::TABLE_MAPPINGS_FILE,
-                export_dir.join(files::TABLE_MAPPINGS),
+        let source_ports: Vec<u16> = std::iter::once(source_port)
+            .chain((1..opts.sources.max(1)).map(|_| free_port()))
+            .collect();
+        let mut sources = Vec::new();
+        for (i, &port) in source_ports.iter().enumerate() {
+            let t = Instant::now();
+            let cmd = source_command(&source_bin, port, &mongo_uri, &export_dir, &secrets);
+            let mut source =
+                ManagedProcess::spawn("source-server", cmd, &state.service(&source_dir(i))?)?;
+            let url = format!("http://127.0.0.1:{port}");
+            wait_http_ok(&format!("{url}/ready"), &mut source).await?;
+            started.push(Started {
+                name: "source-server",
+                url: format!("{url} (ws /changes/v0/stream)"),
+                pid: source.pid(),
+                startup: t.elapsed(),
+            });
+            sources.push(source);
+        }
+        let mut sources = sources.into_iter();
+        let source = sources.next().context("no source-server started")?;
+        let more_sources: Vec<ManagedProcess> = sources.collect();
+        // Several sources: zero-cache dials the balancer, as it dials the Service in a cluster.
+        let (source_balancer, upstream_port, source_url) = if more_sources.is_empty() {
+            (None, source_port, source_url)
+        } else {
+            let b = Balancer::start(
+                source_ports
+                    .iter()
+                    .map(|&p| ([127, 0, 0, 1], p).into())
+                    .collect(),
             )
-            .env(
-                env::source::PERMISSIONS_FILE,
-                export_dir.join(files::PERMISSIONS),
-            )
-            .env(env::source::SOURCE_TOKEN, &secrets.source_token)
-            .env(env::source::LOG_FORMAT, "json");
-        let mut source = ManagedProcess::spawn("source-server", cmd, &state.service("source")?)?;
-        wait_http_ok(&format!("{source_url}/ready"), &mut source).await?;
-        started.push(Started {
-            name: "source-server",
-            url: format!("{source_url} (ws /changes/v0/stream)"),
-            pid: source.pid(),
-            startup: t.elapsed(),
-        });
+            .await?;
+            let (port, url) = (b.port(), format!("http://127.0.0.1:{}", b.port()));
+            (Some(b), port, url)
+        };
 
         let web_dir = match opts.web_dir {
             Some(w) => w,
@@ -285,7 +310,7 @@ impl Stack {
         let t = Instant::now();
         let zero_opts = ZeroCacheOptions {
             upstream_url: format!(
-                "ws://127.0.0.1:{source_port}/changes/v0/stream?token={}",
+                "ws://127.0.0.1:{upstream_port}/changes/v0/stream?token={}",
                 secrets.source_token
             ),
             cvr_db: pg.url("zero_cvr"),
@@ -357,6 +382,9 @@ impl Stack {
             mongo,
             pg,
             source,
+            more_sources,
+            source_balancer,
+            source_ports,
             app,
             zero,
             view_syncers,
@@ -364,6 +392,44 @@ impl Stack {
             app_url,
             started,
         })
+    }
+
+    /// Source `i` (0 is [`Stack::source`]).
+    pub fn source_mut(&mut self, i: usize) -> &mut ManagedProcess {
+        match i {
+            0 => &mut self.source,
+            _ => &mut self.more_sources[i - 1],
+        }
+    }
+
+    /// How many sources the stack runs.
+    pub fn source_count(&self) -> usize {
+        1 + self.more_sources.len()
+    }
+
+    /// SIGKILL to source `i`.
+    pub async fn kill9_source(&mut self, i: usize) -> anyhow::Result<()> {
+        self.source_mut(i).kill9().await.map(|_| ())
+    }
+
+    /// Starts source `i` again after it exited, on its port, with its settings and log folder
+    /// (logs are appended), and waits until it is ready.
+    pub async fn start_source_again(&mut self, i: usize) -> anyhow::Result<()> {
+        let port = self.source_ports[i];
+        let cmd = source_command(
+            &built_bin("source-server")?,
+            port,
+            &self.mongo.uri_with_db(DATABASE),
+            &self.export_dir,
+            &self.secrets,
+        );
+        let dir = self.state.service(&source_dir(i))?;
+        let source = self.source_mut(i);
+        if source.is_running() {
+            bail!("source {i} is still running");
+        }
+        *source = ManagedProcess::spawn("source-server", cmd, &dir)?;
+        wait_http_ok(&format!("http://127.0.0.1:{port}/ready"), source).await
     }
 
     /// The URL a client uses: the zero-cache, or the first view-syncer.
@@ -377,9 +443,14 @@ impl Stack {
     /// The last lines of every server's logs, for failure messages.
     pub fn log_tails(&self) -> String {
         format!(
-            "{}\n{}\n{}\n{}",
+            "{}\n{}\n{}\n{}\n{}",
             self.app.log_tail(40),
             self.source.log_tail(40),
+            self.more_sources
+                .iter()
+                .map(|s| s.log_tail(40))
+                .collect::<Vec<_>>()
+                .join("\n"),
             self.zero.log_tail(60),
             self.view_syncers
                 .as_ref()
@@ -406,14 +477,56 @@ impl Stack {
                 ended.push(("view-syncer", zc.terminate().await));
             }
         }
+        ended.push(("zero-cache", self.zero.terminate().await));
+        if let Some(b) = self.source_balancer.take() {
+            b.stop().await;
+        }
+        for s in &mut self.more_sources {
+            ended.push(("source-server", s.terminate().await));
+        }
         ended.extend([
-            ("zero-cache", self.zero.terminate().await),
             ("source-server", self.source.terminate().await),
             ("postgres", self.pg.process().terminate().await),
             ("mongodb", self.mongo.process().terminate().await),
         ]);
         ended
     }
+}
+
+/// Source `i`'s state folder: `source` for the first (as with one), `source-<i>` after it.
+fn source_dir(i: usize) -> String {
+    match i {
+        0 => "source".to_string(),
+        _ => format!("source-{i}"),
+    }
+}
+
+/// A source-server on `port` with the stack's exported configuration; every source of a stack
+/// gets the same settings and token, as replicas of one Deployment do.
+fn source_command(
+    bin: &Path,
+    port: u16,
+    mongo_uri: &str,
+    export_dir: &Path,
+    secrets: &Secrets,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env(env::source::HOST, "127.0.0.1")
+        .env(env::source::PORT, port.to_string())
+        .env(env::source::MONGODB_URI, mongo_uri)
+        .env(env::source::MONGODB_DATABASE, DATABASE)
+        .env(env::source::SCHEMA_FILE, export_dir.join(files::SCHEMA))
+        .env(
+            env::source::TABLE_MAPPINGS_FILE,
+            export_dir.join(files::TABLE_MAPPINGS),
+        )
+        .env(
+            env::source::PERMISSIONS_FILE,
+            export_dir.join(files::PERMISSIONS),
+        )
+        .env(env::source::SOURCE_TOKEN, &secrets.source_token)
+        .env(env::source::LOG_FORMAT, "json");
+    cmd
 }
 
 /// `preferred` when it and the `count - 1` ports after it are free, else a free block.

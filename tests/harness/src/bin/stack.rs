@@ -74,6 +74,7 @@ async fn run() -> anyhow::Result<()> {
         web_dir: web.is_dir().then_some(web),
         dev_login: std::env::var("DEV_LOGIN").is_ok_and(|v| v == "true"),
         view_syncers,
+        sources: 1,
     })
     .await?;
 
