@@ -21,9 +21,7 @@ use bson::doc;
 use common::*;
 use serde_json::{Value, json};
 use zerostack_harness::balancer::Balancer;
-use zerostack_harness::{
-    ManagedProcess, Mongo, Postgres, ZeroCache, ZeroCacheOptions, http, service_temp_dir,
-};
+use zerostack_harness::{ManagedProcess, Mongo, Postgres, ZeroCache, http, service_temp_dir};
 
 const WITH_PRICE: &[&str] = &["_id", "name", "price"];
 
@@ -213,21 +211,7 @@ async fn a_schema_change_is_never_reversed_by_an_old_source_during_a_rollout() -
         ([127, 0, 0, 1], b.port).into(),
     ])
     .await?;
-    pg.create_db("zero_cvr").await?;
-    pg.create_db("zero_cdc").await?;
-    let mut zero = ZeroCache::start_in(
-        dir.path().join("zero"),
-        ZeroCacheOptions {
-            upstream_url: format!(
-                "ws://127.0.0.1:{}/changes/v0/stream?token={TOKEN}",
-                balancer.port()
-            ),
-            cvr_db: pg.url("zero_cvr"),
-            change_db: pg.url("zero_cdc"),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let mut zero = start_zero_cache_on(dir.path(), balancer.port(), &pg).await?;
     let want = mongo_rows(&db, "items", doc! {}, &["_id", "name"]).await?;
     wait_replica_equals(&zero, "initial sync on A", "items", &["_id", "name"], &want).await?;
     let rv = replica_version(&zero).await?;

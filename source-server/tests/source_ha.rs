@@ -24,9 +24,7 @@ use common::*;
 use serde_json::Value;
 use tokio::sync::watch;
 use zerostack_harness::balancer::Balancer;
-use zerostack_harness::{
-    ManagedProcess, Mongo, Postgres, ZeroCache, ZeroCacheOptions, http, service_temp_dir,
-};
+use zerostack_harness::{ManagedProcess, Mongo, Postgres, ZeroCache, http, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text", "n"];
 const SEED: usize = 300;
@@ -370,21 +368,7 @@ impl Topology {
                 .collect(),
         )
         .await?;
-        pg.create_db("zero_cvr").await?;
-        pg.create_db("zero_cdc").await?;
-        let zero = ZeroCache::start_in(
-            dir.path().join("zero"),
-            ZeroCacheOptions {
-                upstream_url: format!(
-                    "ws://127.0.0.1:{}/changes/v0/stream?token={TOKEN}",
-                    balancer.port()
-                ),
-                cvr_db: pg.url("zero_cvr"),
-                change_db: pg.url("zero_cdc"),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let zero = start_zero_cache_on(dir.path(), balancer.port(), &pg).await?;
         let initial = converge(&zero, &db).await?;
         assert!(initial.clean(), "initial sync: {initial:?}");
         let version = replica_version(&zero).await?;

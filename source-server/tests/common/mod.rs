@@ -347,12 +347,22 @@ pub async fn start_zero_cache(
     source: &SourceServer,
     pg: &Postgres,
 ) -> anyhow::Result<ZeroCache> {
+    start_zero_cache_on(dir, source.port, pg).await
+}
+
+/// [`start_zero_cache`] for whatever serves the change stream at `port` on loopback with the
+/// test token: a source, or a balancer in front of several.
+pub async fn start_zero_cache_on(
+    dir: &Path,
+    port: u16,
+    pg: &Postgres,
+) -> anyhow::Result<ZeroCache> {
     pg.create_db("zero_cvr").await?;
     pg.create_db("zero_cdc").await?;
     ZeroCache::start_in(
         dir.join("zero"),
         ZeroCacheOptions {
-            upstream_url: source.ws_url(),
+            upstream_url: format!("ws://127.0.0.1:{port}/changes/v0/stream?token={TOKEN}"),
             cvr_db: pg.url("zero_cvr"),
             change_db: pg.url("zero_cdc"),
             ..Default::default()
