@@ -13,7 +13,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -21,7 +20,7 @@ use bson::doc;
 use common::*;
 use serde_json::{Value, json};
 use zerostack_harness::balancer::Balancer;
-use zerostack_harness::{ManagedProcess, Mongo, Postgres, ZeroCache, http, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, ZeroCache, http, service_temp_dir};
 
 const WITH_PRICE: &[&str] = &["_id", "name", "price"];
 
@@ -62,18 +61,6 @@ async fn start_source(
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     SourceServer::start(dir, &mongo.uri(), "app", &extra).await
-}
-
-/// Starts a killed source again with its environment and log folder.
-async fn respawn(source: &mut SourceServer, dir: &Path) -> anyhow::Result<()> {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.envs(source.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    source.process = ManagedProcess::spawn("source-server", cmd, dir)?;
-    source.wait_healthy().await
 }
 
 async fn status(source: &SourceServer) -> anyhow::Result<Value> {
@@ -218,14 +205,14 @@ async fn a_schema_change_is_never_reversed_by_an_old_source_during_a_rollout() -
     wait_connected(&a, "A after the initial sync").await?;
 
     // The rollout's new pod starts; zero-cache moves to it (A restarted, same configuration).
-    respawn(&mut b, &dirs[1]).await?;
+    b.start_again().await?;
     a.process.kill9().await?;
     let applied = wait_change(&b, "B applies the new column in place", |c| {
         c["kind"] == "in-place" && c["state"] == "committed"
     })
     .await?;
     ensure!(applied["steps"].to_string().contains("price"), "{applied}");
-    respawn(&mut a, &dirs[0]).await?;
+    a.start_again().await?;
     write_items(&db, "on-b", 20).await?;
     items_equal(&zero, &db, "the new column, from B").await?;
     let (old_hash, new_hash) = (
@@ -256,7 +243,7 @@ async fn a_schema_change_is_never_reversed_by_an_old_source_during_a_rollout() -
     // An old source stays ready: it still serves replicas that have its configuration.
     let ready = http::get(format!("{}/ready", a.http())).await?;
     ensure!(ready.status().is_success(), "A is not ready any more");
-    respawn(&mut b, &dirs[1]).await?;
+    b.start_again().await?;
     wait_connected(&b, "B after its restart").await?;
     writer.await??;
     write_items(&db, "back-on-b", 20).await?;
@@ -278,7 +265,7 @@ async fn a_schema_change_is_never_reversed_by_an_old_source_during_a_rollout() -
         .retain(|(k, _)| !new_config.iter().any(|(n, _)| n == k));
     a.env.extend(new_config.iter().cloned());
     a.process.kill9().await?;
-    respawn(&mut a, &dirs[0]).await?;
+    a.start_again().await?;
     b.process.kill9().await?;
     wait_connected(&a, "A with the new configuration").await?;
     write_items(&db, "on-new-a", 20).await?;

@@ -15,7 +15,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -24,7 +23,7 @@ use common::*;
 use serde_json::Value;
 use tokio::sync::watch;
 use zerostack_harness::balancer::Balancer;
-use zerostack_harness::{ManagedProcess, Mongo, Postgres, ZeroCache, http, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, ZeroCache, http, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text", "n"];
 const SEED: usize = 300;
@@ -274,18 +273,6 @@ async fn wait_connected(
     )
 }
 
-/// Starts a killed source again on its port, with its environment and log folder.
-async fn respawn(source: &mut SourceServer, dir: &Path) -> anyhow::Result<()> {
-    let mut cmd = Command::new(bin());
-    cmd.env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.envs(source.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    source.process = ManagedProcess::spawn("source-server", cmd, dir)?;
-    source.wait_healthy().await
-}
-
 /// Lines of a source's logs (every run of it: they are appended) that contain all of `needles`.
 fn log_lines(dir: &Path, needles: &[&str]) -> usize {
     ["source-server.stdout.log", "source-server.stderr.log"]
@@ -496,7 +483,7 @@ async fn killing_either_of_two_sources_under_load_loses_and_repeats_nothing() ->
         "killed source {first}; zero-cache streams from source {other} after {moved_after:?}"
     );
     tokio::time::sleep(STEP).await;
-    respawn(&mut t.sources[first], &t.dirs[first]).await?;
+    t.sources[first].start_again().await?;
     tokio::time::sleep(STEP).await;
 
     // Now kill that other one: zero-cache goes back to the restarted first.
@@ -507,7 +494,7 @@ async fn killing_either_of_two_sources_under_load_loses_and_repeats_nothing() ->
         wait_connected(&t.sources[first], "second kill", Duration::from_secs(60)).await?;
     eprintln!("killed source {other}; zero-cache streams from source {first} after {back_after:?}");
     tokio::time::sleep(STEP).await;
-    respawn(&mut t.sources[other], &t.dirs[other]).await?;
+    t.sources[other].start_again().await?;
 
     t.finish(stop, writer).await?;
     // And the stream is live on the source it ended on: one more write arrives.

@@ -102,6 +102,12 @@ impl SourceServer {
 
     pub async fn kill9_and_restart(&mut self) -> anyhow::Result<()> {
         self.process.kill9().await?;
+        self.start_again().await
+    }
+
+    /// Starts a stopped (or killed) source again on its port, with its current `env` and its log
+    /// folder (the log is appended to).
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
         self.process = spawn(&self.dir, &self.env)?;
         self.wait_healthy().await
     }
