@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use serde_json::{Value, json};
 use zerostack_harness::cases::Cases;
 use zerostack_harness::node::ensure_node_modules;
-use zerostack_harness::stack::{DATABASE, Stack, StackOptions};
+use zerostack_harness::stack::{DATABASE, Stack, StackOptions, sign_up_api_client};
 
 /// One `roomMembers` row: (_id, roomId, userId, roomType, joinedAt in epoch ms).
 type Row = (String, String, String, String, i64);
@@ -30,37 +30,10 @@ struct User {
 }
 
 async fn sign_up(app_url: &str, username: &str) -> Result<User> {
-    let http = zerostack_harness::http::Client::new().with_timeout(Duration::from_secs(30));
-    let creds = json!({"username": username, "password": "a long enough password"});
-    let mut signup = creds.clone();
-    signup["name"] = json!(username);
-    let resp = http
-        .post(format!("{app_url}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!(
-            "sign-up of {username}: {} {}",
-            resp.status(),
-            resp.json_or_null()
-        );
-    }
-    let resp = http
-        .post(format!("{app_url}/api/auth/token"))
-        .json(&creds)
-        .send()
-        .await?;
-    let body = resp.json_or_null();
+    let login = sign_up_api_client(app_url, username, username).await?;
     Ok(User {
-        id: body["user"]["_id"]
-            .as_str()
-            .with_context(|| format!("no user id in {body}"))?
-            .into(),
-        token: body["token"]
-            .as_str()
-            .with_context(|| format!("no token in {body}"))?
-            .into(),
+        id: login.user_id,
+        token: login.token,
         next_mutation: 1,
     })
 }

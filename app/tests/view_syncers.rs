@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use zerostack_harness::cases::Cases;
 use zerostack_harness::node::ensure_node_modules;
 use zerostack_harness::paths::node_bin;
-use zerostack_harness::stack::{DATABASE, Stack, StackOptions};
+use zerostack_harness::stack::{ApiLogin, DATABASE, Stack, StackOptions, sign_up_api_client};
 use zerostack_harness::view_syncers::ensure_litestream;
 use zerostack_harness::{ManagedProcess, node_dir, read_replica};
 
@@ -113,7 +113,7 @@ impl Client {
         name: &str,
         url: &str,
         stack: &Stack,
-        login: &Login,
+        login: &ApiLogin,
         mutate: Option<Value>,
     ) -> Result<Client> {
         let dir = node_dir();
@@ -212,47 +212,6 @@ fn keys_of(line: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-struct Login {
-    token: String,
-    user_id: String,
-}
-
-/// Sign up, then a bearer token for the Node clients (they have no cookie).
-async fn log_in(app_url: &str) -> Result<Login> {
-    let http = zerostack_harness::http::Client::new().with_timeout(Duration::from_secs(30));
-    let creds = json!({"username": "vs-client", "password": "a long enough password"});
-    let mut signup = creds.clone();
-    signup["name"] = json!("View Syncer Client");
-    let resp = http
-        .post(format!("{app_url}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .await?;
-    let status = resp.status();
-    if !status.is_success() {
-        bail!("sign-up failed: {status} {}", resp.json_or_null());
-    }
-    let resp = http
-        .post(format!("{app_url}/api/auth/token"))
-        .json(&creds)
-        .send()
-        .await?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .context("the token endpoint answered non-JSON")?;
-    if !status.is_success() {
-        bail!("token failed: {status} {body}");
-    }
-    Ok(Login {
-        token: body["token"].as_str().context("no token")?.to_string(),
-        user_id: body["user"]["_id"]
-            .as_str()
-            .context("no user id")?
-            .to_string(),
-    })
 }
 
 /// The ids of MongoDB's channels (`rooms` with `t: "c"`), the truth every copy must equal.
@@ -564,7 +523,7 @@ async fn view_syncers_serve_the_same_rows_and_survive_faults_under_load() -> Res
     let mut cases = Cases::new(SCENARIO);
     let mut results: Vec<String> = Vec::new();
 
-    let login = log_in(&stack.app_url).await?;
+    let login = sign_up_api_client(&stack.app_url, "vs-client", "View Syncer Client").await?;
     // Client A prefers view-syncer 0 and creates a channel through it once it has synced;
     // client B prefers view-syncer 1.
     let fwd_a = Forwarder::start(vec![vs0, vs1]).await?;

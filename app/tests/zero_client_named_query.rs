@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use zerostack_harness::cases::Cases;
 use zerostack_harness::node::ensure_node_modules;
-use zerostack_harness::stack::{DATABASE, Stack, StackOptions};
+use zerostack_harness::stack::{ApiLogin, DATABASE, Stack, StackOptions, sign_up_api_client};
 use zerostack_harness::{ManagedProcess, free_port, node_dir};
 
 /// How long the client may take to connect and show its first complete result.
@@ -92,12 +92,6 @@ fn spawn_client(name: &str, args: &[String], logs: &Path) -> anyhow::Result<Mana
     ManagedProcess::spawn(name, cmd, logs)
 }
 
-/// Who the client runs as: what the token endpoint answered.
-struct Login {
-    token: String,
-    user_id: String,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> Result<()> {
     ensure_node_modules()?;
@@ -105,12 +99,13 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> Result<(
     // The channel the client waits for; unique, so a reused database cannot have it already.
     let mark = format!("nq-{}-{}", std::process::id(), free_port());
     let mut cases = Cases::new("zero_client_named_query");
-    let mut login: Option<Login> = None;
+    let mut login: Option<ApiLogin> = None;
     let mut client: Option<ManagedProcess> = None;
 
     cases
         .run("a new user signs up and gets an API token", async {
-            login = Some(log_in(&stack.app_url).await?);
+            login =
+                Some(sign_up_api_client(&stack.app_url, "nq-client", "Named Query Client").await?);
             Ok(())
         })
         .await;
@@ -155,47 +150,8 @@ async fn a_channel_written_to_mongodb_reaches_a_named_query_client() -> Result<(
     stopped
 }
 
-/// A Node client signs in as an API client does: sign up, then `POST /api/auth/token` for a
-/// bearer token (the browser's cookie never reaches a script).
-async fn log_in(app_url: &str) -> Result<Login> {
-    let http = zerostack_harness::http::Client::new().with_timeout(Duration::from_secs(30));
-    let creds = json!({"username": "nq-client", "password": "a long enough password"});
-    let mut signup = creds.clone();
-    signup["name"] = json!("Named Query Client");
-    let resp = http
-        .post(format!("{app_url}/api/auth/signup"))
-        .json(&signup)
-        .send()
-        .await?;
-    let status = resp.status();
-    assert!(
-        status.is_success(),
-        "sign-up failed: {status} {}",
-        resp.json_or_null()
-    );
-    let resp = http
-        .post(format!("{app_url}/api/auth/token"))
-        .json(&creds)
-        .send()
-        .await?;
-    let status = resp.status();
-    let body: Value = resp
-        .json()
-        .context("the token endpoint answered non-JSON")?;
-    assert!(status.is_success(), "token failed: {status} {body}");
-    let token = body["token"]
-        .as_str()
-        .with_context(|| format!("no token in {body}"))?
-        .to_string();
-    let user_id = body["user"]["_id"]
-        .as_str()
-        .with_context(|| format!("no user id in {body}"))?
-        .to_string();
-    Ok(Login { token, user_id })
-}
-
 /// The client's connection arguments, for reading `table`.
-fn client_args(stack: &Stack, login: &Login, table: &str) -> Vec<String> {
+fn client_args(stack: &Stack, login: &ApiLogin, table: &str) -> Vec<String> {
     vec![
         "--url".to_string(),
         stack.zero.url(),
@@ -212,7 +168,7 @@ fn client_args(stack: &Stack, login: &Login, table: &str) -> Vec<String> {
 
 /// The named-query client on `channels`, waiting for the channel `mark`, which does not exist
 /// yet.
-fn named_query_args(stack: &Stack, login: &Login, mark: &str) -> Vec<String> {
+fn named_query_args(stack: &Stack, login: &ApiLogin, mark: &str) -> Vec<String> {
     let until = json!({"name": mark}).to_string();
     let mut args = client_args(stack, login, "channels");
     args.extend([
@@ -315,7 +271,7 @@ async fn a_channel_written_to_mongodb_arrives(
 
 /// The reason for the named mode: the same client, as a legacy ZQL query, is authorized by the
 /// published permissions, which are `null`, so it sees no channel at all.
-async fn a_legacy_query_sees_nothing(stack: &Stack, login: &Login) -> Result<()> {
+async fn a_legacy_query_sees_nothing(stack: &Stack, login: &ApiLogin) -> Result<()> {
     let mut args = client_args(stack, login, "channels");
     args.extend(["--timeout-ms".into(), "60000".into()]);
     let mut legacy = spawn_client("zero-client-legacy", &args, stack.state.path())?;

@@ -539,6 +539,57 @@ fn pick_port(preferred: Option<u16>, count: u16) -> u16 {
     }
 }
 
+/// A user of the stack's app signed in as an API client does (scripts and Node Zero clients
+/// hold no cookie): signed up, then a bearer token from `POST /api/auth/token`.
+pub struct ApiLogin {
+    pub user_id: String,
+    pub token: String,
+}
+
+/// Signs `username` up at the app (shown as `name`) and takes its bearer token, failing with the
+/// app's answer when either step is refused.
+pub async fn sign_up_api_client(
+    app_url: &str,
+    username: &str,
+    name: &str,
+) -> anyhow::Result<ApiLogin> {
+    let http = http::Client::new().with_timeout(Duration::from_secs(30));
+    let creds = serde_json::json!({"username": username, "password": "a long enough password"});
+    let mut signup = creds.clone();
+    signup["name"] = serde_json::json!(name);
+    let resp = http
+        .post(format!("{app_url}/api/auth/signup"))
+        .json(&signup)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!(
+            "sign-up of {username}: {} {}",
+            resp.status(),
+            resp.json_or_null()
+        );
+    }
+    let resp = http
+        .post(format!("{app_url}/api/auth/token"))
+        .json(&creds)
+        .send()
+        .await?;
+    let body = resp.json_or_null();
+    if !resp.status().is_success() {
+        bail!("token for {username}: {} {body}", resp.status());
+    }
+    let field = |pointer: &str| {
+        body.pointer(pointer)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .with_context(|| format!("no {pointer} in the token answer {body}"))
+    };
+    Ok(ApiLogin {
+        user_id: field("/user/_id")?,
+        token: field("/token")?,
+    })
+}
+
 /// Polls `url` until it answers 2xx, failing early (with its log) if `process` exits.
 pub async fn wait_http_ok(url: &str, process: &mut ManagedProcess) -> anyhow::Result<()> {
     let client = http::Client::new().with_timeout(Duration::from_secs(2));
