@@ -4,8 +4,9 @@
 # (wal_level=logical), zero-cache 1.9.0 and source-server on 127.0.0.1 and free ports, measures
 # each figure beside its ceiling in the same run, and prints and saves one table to
 # tests/artifacts/bench-<UTC time>.md and .json. All state lives in a temp dir.
-#   tests/bench.sh              full run (about 5-10 minutes on 2 cores)
-#   tests/bench.sh --curves     also the scaling curves and their SVG plots (about 10-15 minutes)
+#   tests/bench.sh              full run (about 10 minutes on 2 cores)
+#   tests/bench.sh --curves     also the scaling curves and their SVG plots (about 15-20 minutes;
+#                               with --rounds 5, as in the README, about 20)
 #   tests/bench.sh --quick      smoke run (about 2 minutes)
 #   tests/bench.sh --help       sizes, rates and other flags
 set -euo pipefail

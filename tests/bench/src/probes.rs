@@ -248,29 +248,31 @@ pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
     parse_vm_hwm(&status).with_context(|| format!("no VmHWM in /proc/{pid}/status"))
 }
 
-/// CPU time a process has used so far, in seconds; `None` for `self`. Read from each thread's
-/// `schedstat` (nanoseconds), so that a few thousand events at a few µs each are still
-/// measurable; the clock-tick counters of `stat` (10 ms) are the fallback.
+/// CPU time a process has used so far, in seconds; `None` for `self`. Read from each live
+/// thread's `schedstat` (nanoseconds), so that a few thousand events at a few µs each are still
+/// measurable, and from the clock-tick counters of `stat` (10 ms), which also hold the time of
+/// threads that have exited; the larger of the two. Both only grow, so their larger does too:
+/// the sum over live threads alone went down (mongod's CPU came out negative) whenever one of
+/// mongod's per-connection threads ended between two readings.
 pub fn cpu_secs(pid: Option<u32>) -> anyhow::Result<f64> {
     let base = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
-    if let Ok(tasks) = std::fs::read_dir(format!("{base}/task")) {
-        let ns: Option<u64> = tasks
+    let live_threads: Option<f64> = std::fs::read_dir(format!("{base}/task")).ok().map(|tasks| {
+        tasks
             .flatten()
-            .map(|t| {
+            .filter_map(|t| {
                 std::fs::read_to_string(t.path().join("schedstat"))
                     .ok()
                     .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
             })
-            .sum();
-        if let Some(ns) = ns.filter(|&n| n > 0) {
-            return Ok(ns as f64 / 1e9);
-        }
-    }
+            .sum::<u64>() as f64
+            / 1e9
+    });
     let path = format!("{base}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_cpu_ticks(&stat)
+    let whole = parse_cpu_ticks(&stat)
         .map(|ticks| ticks as f64 / CLOCK_TICKS_PER_S)
-        .with_context(|| format!("no utime/stime in {path}"))
+        .with_context(|| format!("no utime/stime in {path}"))?;
+    Ok(live_threads.map_or(whole, |t| t.max(whole)))
 }
 
 /// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux we run on.
@@ -767,6 +769,27 @@ pub fn psql_path() -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_of_a_thread_that_has_exited_still_counts() {
+        let before = cpu_secs(None).unwrap();
+        std::thread::spawn(|| {
+            let t = std::time::Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(200) {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+        })
+        .join()
+        .unwrap();
+        let after = cpu_secs(None).unwrap();
+        // The thread spun for 200 ms of wall time; on a loaded machine it may have had less
+        // CPU than that, but far more than nothing.
+        assert!(
+            after - before >= 0.05,
+            "the exited thread's CPU was lost: {before} s → {after} s"
+        );
+    }
 
     #[test]
     fn lexi_round_trip() {

@@ -87,7 +87,7 @@ fn sample(pids: &[u32], seen: &Mutex<Seen>) {
 }
 
 /// `root` and every descendant, from the parent pids in `/proc/*/stat`.
-fn tree(root: u32) -> Vec<u32> {
+pub fn tree(root: u32) -> Vec<u32> {
     let mut parent: Vec<(u32, u32)> = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {

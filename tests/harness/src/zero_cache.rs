@@ -35,6 +35,9 @@ pub struct ZeroCacheOptions {
     pub ready_timeout: Option<Duration>,
     /// More environment, applied last (overrides the defaults above).
     pub extra_env: Vec<(String, String)>,
+    /// Run zero-cache, and the workers it forks, only on these CPUs (`taskset -c`, a list such
+    /// as `0` or `0,2-3`); for benchmarks that keep it apart from its upstream.
+    pub cpus: Option<String>,
 }
 
 pub struct ZeroCache {
@@ -228,7 +231,15 @@ impl ZeroCache {
 /// The environment from the protocol notes (§1.11/§2): custom upstream, no start-up delay,
 /// one sync worker, no telemetry, scratch storage in our folder, JSON logs.
 fn spawn(dir: &Path, port: u16, opts: &ZeroCacheOptions) -> anyhow::Result<ManagedProcess> {
-    let mut cmd = Command::new(node_bin());
+    let mut cmd = match &opts.cpus {
+        Some(cpus) => {
+            // taskset execs node in its own place: the pid stays the one the harness manages.
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpus]).arg(node_bin());
+            c
+        }
+        None => Command::new(node_bin()),
+    };
     cmd.arg(zero_cache_bin());
     // Settings from the caller's environment must not leak into a test's zero-cache.
     for (key, _) in std::env::vars_os() {
