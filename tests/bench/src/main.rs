@@ -142,7 +142,8 @@ struct Args {
     rounds: u32,
     /// Pin zero-cache and PostgreSQL to CPU 0 and everything upstream of zero-cache (mongod,
     /// source-server, the ceiling, this process) to CPU 1, so that every path gives zero-cache
-    /// the same core (needs 2 CPUs; the schema and fan-out phases are left unpinned)
+    /// the same core (needs 2 CPUs; the schema and fanout phases start services of their own,
+    /// so the default run leaves schema out and --only refuses both)
     #[arg(long)]
     pin: bool,
 }
