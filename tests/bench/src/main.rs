@@ -143,7 +143,9 @@ struct Args {
     /// Pin zero-cache and PostgreSQL to CPU 0 and everything upstream of zero-cache (mongod,
     /// source-server, the ceiling, this process) to CPU 1, so that every path gives zero-cache
     /// the same core (needs 2 CPUs; the schema and fanout phases start services of their own,
-    /// so the default run leaves schema out and --only refuses both)
+    /// so the default run leaves schema out and --only refuses both). The Postgres path's
+    /// figures are not comparable under it: PostgreSQL is that path's upstream and shares
+    /// zero-cache's core
     #[arg(long)]
     pin: bool,
 }
