@@ -856,7 +856,13 @@ impl Ctx<'_> {
         // ceiling, and each side reports its best, as the initial sync does.
         let mut ours = vec![burst];
         let mut ceilings: Vec<f64> = ceiling_burst.into_iter().collect();
-        for round in 2..=self.args.rounds {
+        // Without a first ceiling there is nothing to pair further rounds with.
+        let rounds = if ceilings.is_empty() {
+            1
+        } else {
+            self.args.rounds
+        };
+        for round in 2..=rounds {
             let run = self.our_burst(round).await?;
             ours.push(run.rate);
             let OurBurst { source, mut zc, .. } = run;
@@ -872,7 +878,7 @@ impl Ctx<'_> {
             cs.zc.stop().await?;
         }
         Ok(ZeroRun {
-            burst: ours.iter().copied().fold(f64::MIN, f64::max),
+            burst: ours.iter().copied().fold(burst, f64::max),
             transactions,
             ceiling_burst: ceilings.iter().copied().reduce(f64::max),
             burst_runs: ours,
