@@ -11,19 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bson::doc;
 use common::*;
-use serde_json::Value;
-use zerostack_harness::{Mongo, Postgres, http, service_temp_dir};
+use zerostack_harness::{Mongo, Postgres, service_temp_dir};
 
 const COLUMNS: &[&str] = &["_id", "roomId", "text"];
-
-async fn status(source: &SourceServer) -> anyhow::Result<Value> {
-    http::Client::new()
-        .get(format!("{}/metadata/status", source.http()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .json()
-}
 
 fn keepalives(metrics: &str) -> f64 {
     metrics
@@ -73,7 +63,7 @@ async fn zero_cache_resumes_from_an_acked_keepalive_watermark() -> anyhow::Resul
     let before = keepalives(&source.get_text("/metrics").await?);
     let started = Instant::now();
     let acked = loop {
-        let s = status(&source).await?;
+        let s = source.status().await?;
         let conn = s["connections"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["mode"] == "streaming"))

@@ -215,35 +215,12 @@ async fn write_loop(db: mongodb::Database, tag: &'static str, n: usize) -> anyho
     Ok(())
 }
 
-async fn status(source: &SourceServer) -> anyhow::Result<Value> {
-    zerostack_harness::http::Client::new()
-        .get(format!("{}/metadata/status", source.http()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .json()
-}
-
-/// The replica version zero-cache's replica was built at.
-async fn replica_version(zero: &ZeroCache) -> anyhow::Result<String> {
-    let replica = zero.replica().await?;
-    replica["_zero.replicationConfig"][0]["replicaVersion"]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| {
-            format!(
-                "no replica version in {}",
-                replica["_zero.replicationConfig"]
-            )
-        })
-}
-
 /// Waits until the source reports `kind` for its last schema change to `hash`, committed when in
 /// place; returns it.
 async fn wait_last_change(source: &SourceServer, kind: &str) -> anyhow::Result<Value> {
     let mut last = Value::Null;
     for _ in 0..240 {
-        if let Ok(s) = status(source).await {
+        if let Ok(s) = source.status().await {
             last = s["lastSchemaChange"].clone();
             if last["kind"] == kind && (kind == "reset" || last["state"] == "committed") {
                 return Ok(last);
@@ -262,21 +239,6 @@ async fn want(
     columns: &[&str],
 ) -> anyhow::Result<Vec<Value>> {
     mongo_rows(db, collection, filter, columns).await
-}
-
-/// The replica keeps its version and zero-cache is still running: no reset happened.
-async fn same_replica(zero: &mut ZeroCache, rv: &str) -> anyhow::Result<()> {
-    ensure!(
-        zero.is_running(),
-        "zero-cache exited:\n{}",
-        zero.log_tail(20)
-    );
-    let now = replica_version(zero).await?;
-    ensure!(
-        now == rv,
-        "the replica version changed from {rv} to {now}: a resync happened"
-    );
-    Ok(())
 }
 
 /// Everything the source process logged so far.
@@ -730,7 +692,7 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
                 // The change's transaction has begun (its watermark is chosen) but is not committed.
                 let mut caught = Value::Null;
                 for _ in 0..2400 {
-                    let s = status(&source).await?;
+                    let s = source.status().await?;
                     let c = &s["lastSchemaChange"];
                     if c["steps"].to_string().contains("create table big")
                         && c["watermark"].is_string()
@@ -828,7 +790,7 @@ async fn schema_changes_apply_in_place_through_zero_cache() -> anyhow::Result<()
                 source.kill9_and_restart().await?;
                 let mut started = Value::Null;
                 for _ in 0..2400 {
-                    let c = status(&source).await?["lastSchemaChange"].clone();
+                    let c = source.status().await?["lastSchemaChange"].clone();
                     if c["steps"].to_string().contains("create table big2")
                         && c["watermark"].is_string()
                     {

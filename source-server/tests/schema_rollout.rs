@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use bson::doc;
 use common::*;
 use serde_json::{Value, json};
@@ -63,15 +63,6 @@ async fn start_source(
     SourceServer::start(dir, &mongo.uri(), "app", &extra).await
 }
 
-async fn status(source: &SourceServer) -> anyhow::Result<Value> {
-    http::Client::new()
-        .get(format!("{}/metadata/status", source.http()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .json()
-}
-
 /// Waits (bounded) until `source`'s last schema change matches `pred`; returns it.
 async fn wait_change(
     source: &SourceServer,
@@ -80,7 +71,7 @@ async fn wait_change(
 ) -> anyhow::Result<Value> {
     let mut last = Value::Null;
     for _ in 0..240 {
-        if let Ok(s) = status(source).await {
+        if let Ok(s) = source.status().await {
             last = s["lastSchemaChange"].clone();
             if pred(&last) {
                 return Ok(last);
@@ -95,7 +86,8 @@ async fn wait_change(
 }
 
 async fn open_connections(source: &SourceServer) -> usize {
-    status(source)
+    source
+        .status()
         .await
         .map_or(0, |s| s["connections"].as_array().map_or(0, Vec::len))
 }
@@ -112,36 +104,6 @@ async fn wait_connected(source: &SourceServer, what: &str) -> anyhow::Result<()>
         "{what}: zero-cache never connected\n{}",
         source.process.log_tail(30)
     )
-}
-
-async fn replica_version(zero: &ZeroCache) -> anyhow::Result<String> {
-    let replica = zero.replica().await?;
-    replica["_zero.replicationConfig"][0]["replicaVersion"]
-        .as_str()
-        .map(str::to_string)
-        .context("no replica version in the replica")
-}
-
-async fn same_replica(zero: &mut ZeroCache, rv: &str) -> anyhow::Result<()> {
-    ensure!(
-        zero.is_running(),
-        "zero-cache exited:\n{}",
-        zero.log_tail(20)
-    );
-    let now = replica_version(zero).await?;
-    ensure!(now == rv, "the replica version changed from {rv} to {now}");
-    Ok(())
-}
-
-async fn resets_counted(source: &SourceServer) -> f64 {
-    source
-        .get_text("/metrics")
-        .await
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("zerostack_source_resets_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 fn log_of(dir: &Path) -> String {
@@ -271,12 +233,12 @@ async fn a_schema_change_is_never_reversed_by_an_old_source_during_a_rollout() -
     write_items(&db, "on-new-a", 20).await?;
     items_equal(&zero, &db, "A with the new configuration").await?;
     same_replica(&mut zero, &rv).await?;
-    let last = status(&a).await?["lastSchemaChange"].clone();
+    let last = a.status().await?["lastSchemaChange"].clone();
     ensure!(
         last.is_null(),
         "A had nothing to change, yet reports {last}"
     );
-    let resets = resets_counted(&a).await;
+    let resets = a.resets_counted().await;
     ensure!(resets == 0.0, "A counted {resets} resets");
     ensure!(
         !log_of(&dirs[1]).contains("sending reset-required")

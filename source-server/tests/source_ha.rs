@@ -209,19 +209,6 @@ async fn converge(zero: &ZeroCache, db: &mongodb::Database) -> anyhow::Result<Di
     Ok(last)
 }
 
-async fn replica_version(zero: &ZeroCache) -> anyhow::Result<String> {
-    let replica = zero.replica().await?;
-    replica["_zero.replicationConfig"][0]["replicaVersion"]
-        .as_str()
-        .map(str::to_string)
-        .with_context(|| {
-            format!(
-                "no replicaVersion in the replica's _zero.replicationConfig: {}",
-                replica["_zero.replicationConfig"]
-            )
-        })
-}
-
 /// The number of zero-cache connections `source` has open (`None`: it does not answer).
 async fn open_connections(source: &SourceServer) -> Option<usize> {
     let response = http::Client::new()
@@ -283,17 +270,6 @@ fn log_lines(dir: &Path, needles: &[&str]) -> usize {
                 .filter(|l| needles.iter().all(|n| l.contains(n)))
                 .count()
         })
-        .sum()
-}
-
-async fn resets_counted(source: &SourceServer) -> f64 {
-    source
-        .get_text("/metrics")
-        .await
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("zerostack_source_resets_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
 
@@ -412,7 +388,7 @@ impl Topology {
             .sum();
         let mut resets_metric = 0.0;
         for s in &self.sources {
-            resets_metric += resets_counted(s).await;
+            resets_metric += s.resets_counted().await;
         }
         eprintln!(
             "load {load:?}\nreplica vs MongoDB: {end:?}\nzero-cache connections through the \

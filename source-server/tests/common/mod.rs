@@ -119,6 +119,56 @@ impl SourceServer {
     pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
         Ok(http::get(format!("{}{path}", self.http())).await?.text())
     }
+
+    /// `/metadata/status`, which needs the token.
+    pub async fn status(&self) -> anyhow::Result<Value> {
+        http::Client::new()
+            .get(format!("{}/metadata/status", self.http()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+    }
+
+    /// Resets the source asked for so far (`zerostack_source_resets_total`, every reason).
+    pub async fn resets_counted(&self) -> f64 {
+        self.get_text("/metrics")
+            .await
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("zerostack_source_resets_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// The replica version zero-cache's replica was built at.
+pub async fn replica_version(zero: &ZeroCache) -> anyhow::Result<String> {
+    let replica = zero.replica().await?;
+    replica["_zero.replicationConfig"][0]["replicaVersion"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| {
+            format!(
+                "no replicaVersion in the replica's _zero.replicationConfig: {}",
+                replica["_zero.replicationConfig"]
+            )
+        })
+}
+
+/// The replica keeps its version and zero-cache is still running: no reset happened.
+pub async fn same_replica(zero: &mut ZeroCache, rv: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        zero.is_running(),
+        "zero-cache exited:\n{}",
+        zero.log_tail(20)
+    );
+    let now = replica_version(zero).await?;
+    anyhow::ensure!(
+        now == rv,
+        "the replica version changed from {rv} to {now}: a resync happened"
+    );
+    Ok(())
 }
 
 /// The binary under test; `SOURCE_SERVER_BIN` runs the same tests against another build (e.g.
